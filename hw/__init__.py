@@ -1,0 +1,1 @@
+"""Amaranth HDL of the int8 convolution accelerator (convolution only)."""
