@@ -8,14 +8,14 @@ values and bytes of the accelerator's memory; it knows nothing about layers.
 
 from abc import ABC, abstractmethod
 
-__all__ = ["Transport", "TransportError", "TimeoutError_"]
+__all__ = ["Transport", "TransportError", "DoneTimeout"]
 
 
 class TransportError(RuntimeError):
     """The backend failed (lost connection, simulator died, bad frame)."""
 
 
-class TimeoutError_(TransportError):
+class DoneTimeout(TransportError):
     """The accelerator did not signal done within the allowed cycles."""
 
 
@@ -41,7 +41,7 @@ class Transport(ABC):
     def wait_done(self, max_cycles: int) -> int:
         """Block until STATUS.done (the irq line) is set; return the cycles waited.
 
-        Raises TimeoutError_ when `max_cycles` pass first.
+        Raises DoneTimeout when `max_cycles` pass first.
         """
 
     @property
