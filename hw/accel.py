@@ -1,0 +1,266 @@
+"""Top level of the convolution accelerator: registers, descriptor checks,
+performance counters, on-chip buffers and the load / compute / store stages.
+
+Nothing here knows about transposed convolution: the host expresses it as
+ordinary convolution descriptors with strided output pitches.
+"""
+
+from amaranth import *
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .axi import AXI4ReadSignature, AXI4WriteSignature, AXI4LiteSignature, \
+    flat_members, connect_flat
+from .axil import AXILiteSlave
+from .compute import ComputeStage
+from .config import (AccelConfig, DESC_FIELDS, COUNTERS, ERROR, REG, MAGIC, VERSION,
+                     CTRL_START, CTRL_CLEAR)
+from .dma import ReadEngine, WriteEngine, TransferLayout
+from .jobs import Dispatcher, DescLayout
+from .load import LoadStage
+from .pe import PEArray
+from .requant import Requantizer
+from .store import StoreStage
+
+__all__ = ["ConvAccel", "AXIL_ADDR_WIDTH"]
+
+AXIL_ADDR_WIDTH = 12
+
+
+class ConvAccel(wiring.Component):
+    """The accelerator with flat `s_axil_*`, `m_axi_*` and `irq` ports."""
+
+    def __init__(self, cfg=None):
+        if cfg is None:
+            cfg = AccelConfig()
+        if not isinstance(cfg, AccelConfig):
+            raise TypeError(f"cfg must be an AccelConfig, not {cfg!r}")
+        self.cfg = cfg
+        members = {"irq": Out(1)}
+        members.update(flat_members("s_axil_", AXI4LiteSignature(addr_width=AXIL_ADDR_WIDTH),
+                                    flipped=True))
+        for signature in (AXI4ReadSignature, AXI4WriteSignature):
+            members.update(flat_members("m_axi_", signature(addr_width=cfg.axi_addr_width,
+                                                             data_width=cfg.axi_data_width)))
+        super().__init__(members)
+
+    def _identification(self):
+        cfg = self.cfg
+        return {
+            "MAGIC": MAGIC, "VERSION": VERSION, "HW_ROWS": cfg.rows, "HW_COLS": cfg.cols,
+            "HW_DATA_WIDTH": cfg.data_width, "HW_ACC_WIDTH": cfg.acc_width,
+            "HW_AXI_DATA_WIDTH": cfg.axi_data_width, "HW_AXI_ADDR_WIDTH": cfg.axi_addr_width,
+            "HW_KERNEL_MAX": cfg.kernel_max, "HW_STRIDE_MAX": cfg.stride_max,
+            "HW_IN_DEPTH": cfg.in_depth, "HW_ACC_DEPTH": cfg.acc_depth,
+        }
+
+    def _check(self, desc):
+        """(failed, code) of the first failing descriptor check, in ERROR's order.
+
+        Each check may assume the earlier ones passed, which bounds the operand
+        widths of the products below.
+        """
+        cfg = self.cfg
+        d = desc
+        align_mask = cfg.bus_bytes - 1
+
+        def outside(value, low, high):
+            return (value < low) | (value > high)
+
+        def overflows(name, bits, signed):
+            value = d[name]
+            if bits == 32:
+                return C(0, 1)
+            if signed:
+                upper = value[bits - 1:]
+                return (upper != 0) & (upper != (1 << (33 - bits)) - 1)
+            return value[bits:] != 0
+
+        th, tw = d.TILE_H[:17], d.TILE_W[:17]
+        window = ((th - 1) * d.SH[:4] + d.KH[:5]) * ((tw - 1) * d.SW[:4] + d.KW[:5])
+        aligned_fields = ("IN_BASE", "IN_ELEM_PITCH", "IN_ROW_PITCH", "IN_BLK_PITCH",
+                          "OUT_BASE", "OUT_ELEM_PITCH", "OUT_ROW_PITCH", "OUT_BLK_PITCH",
+                          "W_BASE", "P_BASE")
+        checks = [
+            ("KERNEL", outside(d.KH, 1, cfg.kernel_max) | outside(d.KW, 1, cfg.kernel_max)),
+            ("STRIDE", outside(d.SH, 1, cfg.stride_max) | outside(d.SW, 1, cfg.stride_max)),
+            ("SHAPE", (d.IN_H == 0) | (d.IN_W == 0) | (d.OUT_H == 0) | (d.OUT_W == 0)),
+            ("BLOCKS", (d.CI_BLOCKS == 0) | (d.CO_BLOCKS == 0)),
+            ("TILE", (d.TILE_H == 0) | (d.TILE_W == 0) | (d.TILE_H > cfg.acc_depth)
+                     | (d.TILE_W > cfg.acc_depth) | (th * tw > cfg.acc_depth)),
+            ("WINDOW", window > cfg.in_depth),
+            ("ALIGN", Cat((d[name] & align_mask) != 0 for name in aligned_fields).any()),
+            ("RANGE", Cat(overflows(*field) for field in DESC_FIELDS).any()),
+            ("ACT", d.ACT_MIN[:8].as_signed() > d.ACT_MAX[:8].as_signed()),
+        ]
+        failed = Cat(bad for _, bad in checks).any()
+        code = Signal(8)
+        for name, bad in reversed(checks):
+            code = Mux(bad, ERROR[name], code)
+        return failed, code
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+
+        m.submodules.axil = axil = AXILiteSlave(AXIL_ADDR_WIDTH)
+        m.submodules.reader = reader = ReadEngine(cfg)
+        m.submodules.writer = writer = WriteEngine(cfg)
+        connect_flat(m, self, "s_axil_", axil.axil)
+        connect_flat(m, self, "m_axi_", reader.axi)
+        connect_flat(m, self, "m_axi_", writer.axi)
+
+        transfer = TransferLayout(cfg)
+        m.submodules.dispatcher = dispatcher = Dispatcher(cfg)
+        m.submodules.load = load = LoadStage(cfg, transfer)
+        m.submodules.compute = compute = ComputeStage(cfg, PEArray(cfg))
+        m.submodules.store = store = StoreStage(cfg, Requantizer(cfg), transfer)
+
+        # Registers.
+        desc = Signal(DescLayout)
+        busy = Signal()
+        done = Signal()
+        error = Signal()
+        error_code = Signal(8)
+        irq_enable = Signal()
+        counters = {name: Signal(64, name=f"count_{name.lower()}") for name in COUNTERS}
+        for stage in (dispatcher, load, compute, store):
+            m.d.comb += stage.desc.eq(desc)
+
+        reg_addr = axil.addr
+        with m.If(axil.write):
+            mask = Cat(axil.wstrb[i].replicate(8) for i in range(4))
+            for index, (name, _, _) in enumerate(DESC_FIELDS):
+                with m.If((reg_addr == REG["DESC"] + 4 * index) & ~busy):
+                    m.d.sync += desc[name].eq(desc[name] & ~mask | axil.wdata & mask)
+            with m.If(reg_addr == REG["IRQ_ENABLE"]):
+                m.d.sync += irq_enable.eq(axil.wdata[0])
+
+        readable = {REG[name]: value for name, value in self._identification().items()}
+        readable[REG["STATUS"]] = Cat(busy, done, error, C(0, 5), error_code)
+        readable[REG["IRQ_ENABLE"]] = irq_enable
+        for index, (name, _, _) in enumerate(DESC_FIELDS):
+            readable[REG["DESC"] + 4 * index] = desc[name]
+        for index, name in enumerate(COUNTERS):
+            readable[REG["COUNTERS"] + 8 * index] = counters[name][:32]
+            readable[REG["COUNTERS"] + 8 * index + 4] = counters[name][32:]
+        rdata = Signal(32)
+        with m.If(axil.read):
+            with m.Switch(reg_addr):
+                for offset, value in readable.items():
+                    with m.Case(offset):
+                        m.d.sync += rdata.eq(value)
+                with m.Default():
+                    m.d.sync += rdata.eq(0)
+        m.d.comb += [axil.rdata.eq(rdata), self.irq.eq(done & irq_enable)]
+
+        # Bank ownership flags between the stages.
+        in_full = Signal(2)
+        acc_full = Signal(2)
+        m.d.sync += [
+            in_full.eq((in_full | load.filled) & ~compute.release),
+            acc_full.eq((acc_full | compute.acc_filled) & ~store.release),
+        ]
+        m.d.comb += [
+            load.bank_free.eq(~in_full), compute.in_full.eq(in_full),
+            compute.acc_free.eq(~acc_full), store.acc_full.eq(acc_full),
+        ]
+
+        # Job queues and DMA streams.
+        for stage, prefix in ((load, "load"), (compute, "comp"), (store, "store")):
+            m.d.comb += [
+                stage.job.eq(getattr(dispatcher, f"{prefix}_job")),
+                stage.job_valid.eq(getattr(dispatcher, f"{prefix}_valid")),
+                getattr(dispatcher, f"{prefix}_ready").eq(stage.job_ready),
+            ]
+        wiring.connect(m, load.cmd, reader.cmd)
+        wiring.connect(m, reader.data, load.data)
+        wiring.connect(m, store.cmd, writer.cmd)
+        wiring.connect(m, store.data, writer.data)
+
+        # Buffers, two banks each.
+        params = [Signal(cfg.p_elem_words * cfg.bus_bytes * 8, name=f"params{b}") for b in range(2)]
+        acc_params = [Signal(3 * 32 * cfg.cols, name=f"acc_params{b}") for b in range(2)]
+        lane_bits = 32 * cfg.cols
+        for b in range(2):
+            in_mem = Memory(shape=8 * cfg.rows, depth=cfg.in_depth, init=[])
+            w_mem = Memory(shape=8 * cfg.pes, depth=cfg.kernel_max ** 2, init=[])
+            acc_mem = Memory(shape=32 * cfg.cols, depth=cfg.acc_depth, init=[])
+            m.submodules[f"in_mem{b}"] = in_mem
+            m.submodules[f"w_mem{b}"] = w_mem
+            m.submodules[f"acc_mem{b}"] = acc_mem
+            for mem, addr, wdata, en in ((in_mem, load.in_addr, load.in_data, load.in_en),
+                                         (w_mem, load.w_addr, load.w_data, load.w_en)):
+                write = mem.write_port()
+                m.d.comb += [write.addr.eq(addr), write.data.eq(wdata),
+                             write.en.eq(en & (load.bank == b))]
+            in_read = in_mem.read_port()
+            w_read = w_mem.read_port()
+            m.d.comb += [
+                in_read.addr.eq(compute.in_rd_addr), compute.in_rd_data[b].eq(in_read.data),
+                w_read.addr.eq(compute.w_rd_addr), compute.w_rd_data[b].eq(w_read.data),
+            ]
+            acc_write = acc_mem.write_port()
+            acc_read = acc_mem.read_port()
+            m.d.comb += [
+                acc_write.addr.eq(compute.acc_wr_addr), acc_write.data.eq(compute.acc_wr_data),
+                acc_write.en.eq(compute.acc_wr_en & (compute.acc_wr_bank == b)),
+                acc_read.addr.eq(Mux(acc_full[b], store.acc_rd_addr, compute.acc_rd_addr)),
+                compute.acc_rd_data[b].eq(acc_read.data),
+                store.acc_rd_data[b].eq(acc_read.data),
+            ]
+            with m.If(load.params_en & (load.bank == b)):
+                m.d.sync += params[b].eq(load.params)
+            with m.If(compute.copy_params & (compute.copy_to == b)):
+                source = Mux(compute.copy_from, params[1], params[0])
+                m.d.sync += acc_params[b].eq(source[:3 * lane_bits])
+            m.d.comb += [
+                compute.bias[b].eq(acc_params[b][:lane_bits]),
+                store.mult[b].eq(acc_params[b][lane_bits:2 * lane_bits]),
+                store.shift[b].eq(acc_params[b][2 * lane_bits:]),
+            ]
+
+        # Control.
+        start = axil.write & (reg_addr == REG["CTRL"]) & axil.wdata[0] & axil.wstrb[0] & ~busy
+        clear = axil.write & (reg_addr == REG["CTRL"]) & axil.wdata[1] & axil.wstrb[0] & ~busy
+        failed, code = self._check(desc)
+        stages_idle = ~(load.busy | compute.busy | store.busy | load.job_valid
+                        | compute.job_valid | store.job_valid) & reader.idle & writer.idle
+        with m.If(clear):
+            m.d.sync += [done.eq(0), error.eq(0), error_code.eq(0)]
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(start):
+                    m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), error_code.eq(0)]
+                    m.d.sync += [counter.eq(0) for counter in counters.values()]
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                with m.If(failed):
+                    m.d.sync += [busy.eq(0), done.eq(1), error.eq(1), error_code.eq(code)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += dispatcher.start.eq(1)
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(dispatcher.done & stages_idle):
+                    m.d.sync += [busy.eq(0), done.eq(1)]
+                    m.next = "IDLE"
+        with m.If(busy):
+            m.d.sync += [
+                counters["CYCLES"].eq(counters["CYCLES"] + 1),
+                counters["ACTIVE"].eq(counters["ACTIVE"] + compute.active),
+                counters["MACS"].eq(counters["MACS"] + Mux(compute.active, cfg.pes, 0)),
+                counters["BYTES_RD"].eq(counters["BYTES_RD"]
+                                        + Mux(reader.beats, cfg.bus_bytes, 0)),
+                counters["BYTES_WR"].eq(counters["BYTES_WR"]
+                                        + Mux(writer.beats, cfg.bus_bytes, 0)),
+                counters["STALL"].eq(counters["STALL"] + ~compute.active),
+            ]
+        dma_error = Signal()
+        with m.If(busy & (reader.error | writer.error) & ~dma_error):
+            m.d.sync += [dma_error.eq(1), error.eq(1),
+                         error_code.eq(Mux(reader.error, ERROR["DMA_READ"], ERROR["DMA_WRITE"]))]
+        with m.If(start):
+            m.d.sync += dma_error.eq(0)
+        return m

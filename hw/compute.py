@@ -1,0 +1,184 @@
+"""Compute stage: streams each job's tile through the PE array, one pixel per
+cycle per kernel tap, accumulating into accumulator bank `t % 2`.
+
+Pipeline, with `t` the cycle a pixel is issued and `LA` the array latency:
+
+    t        input and weight buffer addresses presented
+    t+1      buffer data out; pixel masked to zero when outside the input
+    t+1+LA   column sums out; accumulator read (presented at t+LA) returns;
+             bias or old accumulator plus sums written back
+
+A kernel-tap pass lasts at least PASS_MIN cycles so a pixel's accumulator is
+never read before the previous pass wrote it.
+"""
+
+from amaranth import *
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .jobs import JobLayout, DescLayout, LOCAL
+
+__all__ = ["ComputeStage", "PASS_MIN"]
+
+PASS_MIN = 2
+
+
+class ComputeStage(wiring.Component):
+    def __init__(self, cfg, array):
+        self._cfg = cfg
+        self._array = array
+        R, C = cfg.rows, cfg.cols
+        super().__init__({
+            "desc": In(DescLayout),
+            "job": In(JobLayout), "job_valid": In(1), "job_ready": Out(1),
+            "in_full": In(2), "release": Out(2),
+            "acc_free": In(2), "acc_filled": Out(2),
+            "copy_params": Out(1), "copy_from": Out(1), "copy_to": Out(1),
+            "in_rd_addr": Out(range(cfg.in_depth)), "w_rd_addr": Out(range(cfg.kernel_max ** 2)),
+            "in_rd_data": In(data.ArrayLayout(8 * R, 2)),
+            "w_rd_data": In(data.ArrayLayout(8 * R * C, 2)),
+            "acc_rd_addr": Out(range(cfg.acc_depth)), "acc_rd_bank": Out(1),
+            "acc_rd_data": In(data.ArrayLayout(32 * C, 2)),
+            "bias": In(data.ArrayLayout(32 * C, 2)),
+            "acc_wr_addr": Out(range(cfg.acc_depth)), "acc_wr_bank": Out(1),
+            "acc_wr_data": Out(32 * C), "acc_wr_en": Out(1),
+            "active": Out(1), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        R, C = cfg.rows, cfg.cols
+        m = Module()
+        m.submodules.array = array = self._array
+        d = self.desc
+
+        job = Signal(JobLayout)
+        in_bank = Signal()   # input/weight bank of the current job
+        acc_bank = Signal()  # accumulator bank of the current tile-cob
+
+        # Position of the pixel being issued.
+        kh = Signal(8)
+        kw = Signal(8)
+        tap = Signal(range(cfg.kernel_max ** 2))
+        y = Signal(17)
+        x = Signal(17)
+        pixel = Signal(range(cfg.acc_depth))
+        pass_cycle = Signal(range(PASS_MIN))  # saturates at PASS_MIN - 1
+        pixels_done = Signal()
+        # Input-window coordinates of the pixel (row, column) and the buffer
+        # address of its row; the *_pass values are those of the pass's first pixel.
+        lrow = Signal(LOCAL)
+        lcol = Signal(LOCAL)
+        row_base = Signal(LOCAL)
+        lrow_pass = Signal(LOCAL)
+        lcol_pass = Signal(LOCAL)
+        row_base_pass = Signal(LOCAL)
+
+        ctrl_layout = data.StructLayout({
+            "valid": 1, "inside": 1, "addr": range(cfg.acc_depth),
+            "from_bias": 1, "tile_end": 1, "bank": 1, "in_bank": 1,
+        })
+        issue = Signal(ctrl_layout)
+
+        running = Signal()
+        m.d.comb += self.busy.eq(running)
+        last_x = x == job.tw - 1
+        last_y = y == job.th - 1
+        last_kw = kw == d.KW[:8] - 1
+        last_kh = kh == d.KH[:8] - 1
+        pass_ends = (pixels_done | last_x & last_y) & (pass_cycle >= PASS_MIN - 1)
+        job_ends = pass_ends & last_kw & last_kh
+
+        with m.If(~running):
+            can_start = self.job_valid & self.in_full.bit_select(in_bank, 1) & \
+                (~self.job.first | self.acc_free.bit_select(acc_bank, 1))
+            with m.If(can_start):
+                j = self.job
+                m.d.comb += [
+                    self.job_ready.eq(1),
+                    self.copy_params.eq(j.first),
+                    self.copy_from.eq(in_bank), self.copy_to.eq(acc_bank),
+                ]
+                m.d.sync += [
+                    job.eq(j), running.eq(1),
+                    kh.eq(0), kw.eq(0), tap.eq(0), y.eq(0), x.eq(0), pixel.eq(0),
+                    pass_cycle.eq(0), pixels_done.eq(0),
+                    lrow.eq(j.lrow0), lcol.eq(j.lcol0), row_base.eq(j.base0),
+                    lrow_pass.eq(j.lrow0), lcol_pass.eq(j.lcol0), row_base_pass.eq(j.base0),
+                ]
+        with m.Else():
+            m.d.comb += [
+                issue.valid.eq(~pixels_done),
+                issue.inside.eq((lrow >= 0) & (lrow < job.wh) & (lcol >= 0) & (lcol < job.ww)),
+                issue.addr.eq(pixel),
+                issue.from_bias.eq(job.first & (tap == 0)),
+                issue.tile_end.eq(job.last & job_ends),
+                issue.bank.eq(acc_bank),
+                issue.in_bank.eq(in_bank),
+                self.active.eq(~pixels_done),
+            ]
+            with m.If(pass_cycle < PASS_MIN - 1):
+                m.d.sync += pass_cycle.eq(pass_cycle + 1)
+            with m.If(~pixels_done):
+                m.d.sync += pixel.eq(pixel + 1)
+                with m.If(~last_x):
+                    m.d.sync += [x.eq(x + 1), lcol.eq(lcol + d.SW[:8])]
+                with m.Elif(~last_y):
+                    m.d.sync += [x.eq(0), y.eq(y + 1), lcol.eq(lcol_pass),
+                                 lrow.eq(lrow + d.SH[:8]), row_base.eq(row_base + job.row_step)]
+                with m.Else():
+                    m.d.sync += pixels_done.eq(1)
+            with m.If(pass_ends):
+                m.d.sync += [x.eq(0), y.eq(0), pixel.eq(0), pass_cycle.eq(0),
+                             pixels_done.eq(0), tap.eq(tap + 1)]
+                with m.If(~last_kw):
+                    m.d.sync += [kw.eq(kw + 1), lcol_pass.eq(lcol_pass + 1), lcol.eq(lcol_pass + 1),
+                                 lrow.eq(lrow_pass), row_base.eq(row_base_pass)]
+                with m.Else():
+                    m.d.sync += [kw.eq(0), kh.eq(kh + 1), lcol_pass.eq(job.lcol0), lcol.eq(job.lcol0),
+                                 lrow_pass.eq(lrow_pass + 1), lrow.eq(lrow_pass + 1),
+                                 row_base_pass.eq(row_base_pass + job.ww),
+                                 row_base.eq(row_base_pass + job.ww)]
+            with m.If(job_ends):
+                m.d.comb += self.release.eq(Mux(in_bank, 0b10, 0b01))
+                m.d.sync += [running.eq(0), in_bank.eq(~in_bank)]
+                with m.If(job.last):
+                    m.d.sync += acc_bank.eq(~acc_bank)
+
+        m.d.comb += [
+            self.in_rd_addr.eq((row_base + lcol)[:len(self.in_rd_addr)]),
+            self.w_rd_addr.eq(tap),
+        ]
+
+        # Delay line of the control bits alongside the data path.
+        la = array.latency
+        stages = [Signal(ctrl_layout, name=f"ctrl{i}") for i in range(la + 2)]
+        m.d.comb += stages[0].eq(issue)
+        for prev, cur in zip(stages, stages[1:]):
+            m.d.sync += cur.eq(prev)
+        s1, s_read, s_write = stages[1], stages[la], stages[la + 1]
+
+        pixel_in = Mux(s1.inside, self.in_rd_data[s1.in_bank], 0)
+        m.d.comb += [
+            array.x.eq(pixel_in),
+            array.w.eq(self.w_rd_data[s1.in_bank]),
+            array.valid.eq(s1.valid),
+            self.acc_rd_addr.eq(s_read.addr),
+            self.acc_rd_bank.eq(s_read.bank),
+        ]
+
+        sw = array.sum_width
+        old = self.acc_rd_data[s_write.bank]
+        bias = self.bias[s_write.bank]
+        m.d.comb += [
+            self.acc_wr_addr.eq(s_write.addr),
+            self.acc_wr_bank.eq(s_write.bank),
+            self.acc_wr_en.eq(s_write.valid),
+        ]
+        for c in range(C):
+            start = Mux(s_write.from_bias, bias[32 * c:32 * (c + 1)], old[32 * c:32 * (c + 1)])
+            column = array.sums[sw * c:sw * (c + 1)].as_signed()
+            m.d.comb += self.acc_wr_data[32 * c:32 * (c + 1)].eq(start.as_signed() + column)
+        with m.If(s_write.tile_end):
+            m.d.comb += self.acc_filled.eq(Mux(s_write.bank, 0b10, 0b01))
+        return m

@@ -1,0 +1,437 @@
+"""AXI4 DMA engines: 2-D strided transfers between memory and word streams.
+
+A transfer command (`TransferLayout`) describes `n_rows` rows of `n_elems`
+elements of `elem_words` bus words; element `e` of row `y` starts at byte
+address `addr + y*row_pitch + e*elem_pitch`. The words of a transfer travel
+element by element, row by row, in address order inside an element.
+
+`ReadEngine` reads transfers into a word stream, `WriteEngine` writes a word
+stream out as transfers. Both cut a transfer into INCR bursts the same way:
+
+- a row whose elements abut (`elem_pitch == elem_words * bus_bytes`) is
+  contiguous and is covered by bursts of up to 256 beats;
+- otherwise every element gets its own bursts (one burst unless the element
+  is longer than 256 beats);
+- no burst crosses a 4 KiB boundary: such a burst is split there.
+
+Command rules: `addr`, `elem_pitch` and `row_pitch` are byte quantities whose
+low `log2(bus_bytes)` bits are ignored (everything is word aligned); address
+arithmetic wraps modulo `2**axi_addr_width`. A command with `elem_words`,
+`n_elems` or `n_rows` equal to 0 moves no data: it is accepted and dropped.
+
+Timing of both engines (cycles counted from the command's handshake cycle 0):
+the command reaches a one-entry stage where a contiguous row's word count
+`n_elems * elem_words` is computed by a shift-and-add loop
+(`bit_length(min(n_elems, elem_words)) - 1` extra cycles, so none for
+non-contiguous rows or when either factor is 1); the burst planner then emits
+one burst per cycle into the AR/AW register, so the first ARVALID/AWVALID is
+at cycle 3 (plus the multiply cycles). The command stage accepts the next
+command while the previous one is still being planned and its data is still
+moving, so back-to-back transfers have no bubbles: a read of N beats in total
+ends (idle high again) at cycle 3 + L + N against a memory answering L cycles
+after AR, one beat per cycle; a write's last B arrives after its last W beat,
+which is at cycle 5 + N - 1 at the earliest. At most `max_outstanding` bursts
+are in flight (address issued, last R beat or B response not yet received);
+with one-beat bursts a memory round trip of L cycles needs
+`max_outstanding >= L` for one beat per cycle.
+
+`cmd.ready` depends combinationally on ARREADY/AWREADY (the command stage
+frees up in the cycle the planner finishes, which needs the AR/AW register
+to move); nothing else passes combinationally from the bus to the streams
+except RDATA/RVALID -> `data` and `data.ready` -> RREADY (read) and
+`data` -> WDATA/WVALID, WREADY -> `data.ready` (write).
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .axi import AXI4ReadSignature, AXI4WriteSignature, BURST_INCR, RESP_OKAY
+from .config import AccelConfig
+
+__all__ = ["TransferLayout", "BurstLayout", "BurstPlanner", "ReadEngine", "WriteEngine"]
+
+MAX_BURST = 256       # beats of an AXI4 INCR burst
+BOUNDARY = 4096       # bytes; a burst never crosses a multiple of this
+AXCACHE = 0b0011      # normal non-cacheable bufferable
+AXPROT = 0b000
+
+
+def _check_cfg(cfg):
+    if not isinstance(cfg, AccelConfig):
+        raise TypeError(f"cfg must be an AccelConfig, not {cfg!r}")
+
+
+def _check_outstanding(max_outstanding):
+    if (isinstance(max_outstanding, bool) or not isinstance(max_outstanding, int)
+            or not 1 <= max_outstanding <= 256):
+        raise ValueError(f"max_outstanding must be an integer in 1..256, not {max_outstanding!r}")
+
+
+class TransferLayout(data.StructLayout):
+    """Payload of a DMA command: a 2-D strided transfer (see the module docstring).
+
+    Fields: `addr` (`cfg.axi_addr_width` bits, byte address), `elem_words` (16),
+    `n_elems` (16, elements per row), `elem_pitch` (32, bytes), `n_rows` (16),
+    `row_pitch` (32, bytes).
+    """
+
+    def __init__(self, cfg):
+        _check_cfg(cfg)
+        super().__init__({
+            "addr": cfg.axi_addr_width,
+            "elem_words": 16,
+            "n_elems": 16,
+            "elem_pitch": 32,
+            "n_rows": 16,
+            "row_pitch": 32,
+        })
+
+
+class BurstLayout(data.StructLayout):
+    """One AXI burst: byte address and AXI length encoding (beats - 1)."""
+
+    def __init__(self, cfg):
+        _check_cfg(cfg)
+        super().__init__({"addr": cfg.axi_addr_width, "len": 8})
+
+
+class BurstPlanner(wiring.Component):
+    """Cuts transfer commands into AXI bursts (shared by both engines).
+
+    Members:
+      cmd: In(stream of TransferLayout)
+      burst: Out(stream of BurstLayout), driven from a register (the AR/AW
+        register of the engine)
+      credit: In(1), the engine may take one more burst; a burst is planned
+        only in a cycle where `credit` is high
+      busy: Out(1), a command is held or being planned or a burst is waiting
+        in the output register
+    """
+
+    def __init__(self, cfg):
+        _check_cfg(cfg)
+        self._cfg = cfg
+        super().__init__({
+            "cmd": In(stream.Signature(TransferLayout(cfg))),
+            "burst": Out(stream.Signature(BurstLayout(cfg))),
+            "credit": In(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        shift = (cfg.bus_bytes - 1).bit_length()       # log2(bus bytes)
+        waddr_bits = cfg.axi_addr_width - shift          # word address width
+        page_words = BOUNDARY >> shift                   # words per 4 KiB page
+        page_bits = (page_words - 1).bit_length()
+
+        cmd = self.cmd.payload
+
+        # Command stage: holds one command; computes the words of a planner
+        # "element" (a whole row when the row is contiguous) by shift-and-add.
+        p_full = Signal()
+        p_addr = Signal(waddr_bits)
+        p_words = Signal(32)          # product accumulator: words per element
+        p_addend = Signal(32)         # the larger factor shifted left by the bits done
+        p_mul = Signal(16)            # multiplier bits still to process
+        p_n_elems = Signal(16)
+        p_elem_pitch = Signal(waddr_bits)
+        p_n_rows = Signal(16)
+        p_row_pitch = Signal(waddr_bits)
+        p_ready = Signal()
+        m.d.comb += p_ready.eq(p_full & (p_mul == 0))
+
+        # Planner state, all addresses in words.
+        active = Signal()
+        cur = Signal(waddr_bits)      # next word to cover
+        elem_addr = Signal(waddr_bits)
+        row_addr = Signal(waddr_bits)
+        elem_left = Signal(32)        # words of the current element not yet covered
+        elem_words = Signal(32)
+        elems_left = Signal(16)       # elements of the row, current one included
+        n_elems = Signal(16)
+        rows_left = Signal(16)        # rows, current one included
+        elem_pitch = Signal(waddr_bits)
+        row_pitch = Signal(waddr_bits)
+
+        room = Signal(page_bits + 1)  # words from `cur` to the next 4 KiB boundary
+        m.d.comb += room.eq(page_words - cur[:page_bits])
+        limit = Signal(range(max(page_words, MAX_BURST) + 1))
+        if page_words > MAX_BURST:
+            m.d.comb += limit.eq(Mux(room < MAX_BURST, room, MAX_BURST))
+        else:
+            m.d.comb += limit.eq(room)
+        elem_done = Signal()
+        m.d.comb += elem_done.eq(elem_left <= limit)
+        chunk = Signal(range(MAX_BURST + 1))   # words of the burst planned this cycle
+        m.d.comb += chunk.eq(Mux(elem_done, elem_left, limit))
+        last_elem = elems_left == 1
+        last_row = rows_left == 1
+
+        step = Signal()
+        m.d.comb += step.eq(active & self.credit & (~self.burst.valid | self.burst.ready))
+        finish = Signal()
+        m.d.comb += finish.eq(step & elem_done & last_elem & last_row)
+        load = Signal()
+        m.d.comb += load.eq(p_ready & (~active | finish))
+
+        # Command stage.
+        m.d.comb += self.cmd.ready.eq(~p_full | load)
+        with m.If(p_mul != 0):
+            with m.If(p_mul[0]):
+                m.d.sync += p_words.eq(p_words + p_addend)
+            m.d.sync += [p_addend.eq(p_addend << 1), p_mul.eq(p_mul >> 1)]
+        with m.If(load):
+            m.d.sync += p_full.eq(0)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            empty = (cmd.elem_words == 0) | (cmd.n_elems == 0) | (cmd.n_rows == 0)
+            contiguous = cmd.elem_pitch[shift:] == cmd.elem_words
+            m.d.sync += [
+                p_full.eq(~empty),
+                p_addr.eq(cmd.addr[shift:]),
+                p_elem_pitch.eq(cmd.elem_pitch[shift:]),
+                p_n_rows.eq(cmd.n_rows),
+                p_row_pitch.eq(cmd.row_pitch[shift:]),
+            ]
+            with m.If(contiguous):
+                # The whole row is one element of n_elems * elem_words words.
+                # The smaller factor is the multiplier (fewer steps); its bit 0
+                # is applied here.
+                swap = cmd.elem_words < cmd.n_elems
+                small = Mux(swap, cmd.elem_words, cmd.n_elems)
+                large = Mux(swap, cmd.n_elems, cmd.elem_words)
+                m.d.sync += [
+                    p_words.eq(Mux(small[0], large, 0)),
+                    p_addend.eq(large << 1),
+                    p_mul.eq(small >> 1),
+                    p_n_elems.eq(1),
+                ]
+            with m.Else():
+                m.d.sync += [
+                    p_words.eq(cmd.elem_words),
+                    p_mul.eq(0),
+                    p_n_elems.eq(cmd.n_elems),
+                ]
+
+        # Planner: one burst per step, at most `limit` words of one element.
+        with m.If(step):
+            m.d.sync += [
+                self.burst.valid.eq(1),
+                self.burst.payload.addr.eq(Cat(Const(0, shift), cur)),
+                self.burst.payload.len.eq(chunk - 1),
+            ]
+            with m.If(~elem_done):
+                m.d.sync += [cur.eq(cur + chunk), elem_left.eq(elem_left - chunk)]
+            with m.Elif(~last_elem):
+                next_elem = (elem_addr + elem_pitch)[:waddr_bits]
+                m.d.sync += [
+                    cur.eq(next_elem), elem_addr.eq(next_elem),
+                    elem_left.eq(elem_words), elems_left.eq(elems_left - 1),
+                ]
+            with m.Elif(~last_row):
+                next_row = (row_addr + row_pitch)[:waddr_bits]
+                m.d.sync += [
+                    cur.eq(next_row), elem_addr.eq(next_row), row_addr.eq(next_row),
+                    elem_left.eq(elem_words), elems_left.eq(n_elems),
+                    rows_left.eq(rows_left - 1),
+                ]
+            with m.Else():
+                m.d.sync += active.eq(0)
+        with m.Elif(self.burst.ready):
+            m.d.sync += self.burst.valid.eq(0)
+
+        with m.If(load):
+            m.d.sync += [
+                active.eq(1),
+                cur.eq(p_addr), elem_addr.eq(p_addr), row_addr.eq(p_addr),
+                elem_left.eq(p_words), elem_words.eq(p_words),
+                elems_left.eq(p_n_elems), n_elems.eq(p_n_elems),
+                rows_left.eq(p_n_rows),
+                elem_pitch.eq(p_elem_pitch), row_pitch.eq(p_row_pitch),
+            ]
+
+        m.d.comb += self.busy.eq(p_full | active | self.burst.valid)
+        return m
+
+
+class ReadEngine(wiring.Component):
+    """AXI4 read DMA: transfer commands in, the words read out as a stream.
+
+    Members:
+      cmd: In(stream.Signature(TransferLayout(cfg)))
+      data: Out(stream.Signature(cfg.axi_data_width)), the words of each
+        transfer in order. It is RDATA itself: `data.valid` is RVALID and RREADY
+        is `data.ready`, so backpressure goes straight to the bus (no buffer).
+        Beats with an error response are passed on as returned.
+      axi: Out(AXI4ReadSignature), ARSIZE = log2(bus bytes), ARBURST = INCR,
+        ARCACHE = 0b0011, ARPROT = 0; several bursts may be outstanding and
+        the memory must answer in order (no IDs).
+      idle: Out(1), no command held or being planned and every burst's last
+        beat received. Goes low the cycle after a command handshake.
+      error: Out(1), a one-cycle pulse (combinational) in the cycle of each R
+        beat handshake whose RRESP is not OKAY; the owner makes it sticky. It
+        is never later than the cycle before `idle` returns high.
+      beats: Out(1), high in each cycle an R beat is accepted (combinational).
+
+    `max_outstanding` (1..256, default 32) caps the bursts in flight.
+    """
+
+    def __init__(self, cfg, *, max_outstanding=32):
+        _check_cfg(cfg)
+        _check_outstanding(max_outstanding)
+        self._cfg = cfg
+        self._max_outstanding = max_outstanding
+        super().__init__({
+            "cmd": In(stream.Signature(TransferLayout(cfg))),
+            "data": Out(stream.Signature(cfg.axi_data_width)),
+            "axi": Out(AXI4ReadSignature(addr_width=cfg.axi_addr_width,
+                                         data_width=cfg.axi_data_width)),
+            "idle": Out(1),
+            "error": Out(1),
+            "beats": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        axi = self.axi
+        m.submodules.planner = planner = BurstPlanner(cfg)
+        wiring.connect(m, wiring.flipped(self.cmd), planner.cmd)
+
+        m.d.comb += [
+            axi.araddr.eq(planner.burst.payload.addr),
+            axi.arlen.eq(planner.burst.payload.len),
+            axi.arsize.eq((cfg.bus_bytes - 1).bit_length()),
+            axi.arburst.eq(BURST_INCR),
+            axi.arcache.eq(AXCACHE),
+            axi.arprot.eq(AXPROT),
+            axi.arvalid.eq(planner.burst.valid),
+            planner.burst.ready.eq(axi.arready),
+        ]
+
+        m.d.comb += [
+            self.data.payload.eq(axi.rdata),
+            self.data.valid.eq(axi.rvalid),
+            axi.rready.eq(self.data.ready),
+        ]
+        r_beat = axi.rvalid & axi.rready
+        m.d.comb += [
+            self.beats.eq(r_beat),
+            self.error.eq(r_beat & (axi.rresp != RESP_OKAY)),
+        ]
+
+        # Bursts whose address was accepted and whose last beat has not arrived.
+        inflight = Signal(range(self._max_outstanding + 1))
+        ar_fire = axi.arvalid & axi.arready
+        r_end = r_beat & axi.rlast
+        with m.If(ar_fire & ~r_end):
+            m.d.sync += inflight.eq(inflight + 1)
+        with m.Elif(r_end & ~ar_fire):
+            m.d.sync += inflight.eq(inflight - 1)
+        m.d.comb += [
+            planner.credit.eq(inflight + planner.burst.valid < self._max_outstanding),
+            self.idle.eq(~planner.busy & (inflight == 0)),
+        ]
+        return m
+
+
+class WriteEngine(wiring.Component):
+    """AXI4 write DMA: transfer commands and a word stream in, bursts out.
+
+    Members:
+      cmd: In(stream.Signature(TransferLayout(cfg))), where the next words go.
+      data: In(stream.Signature(cfg.axi_data_width)), the words, consumed in
+        command order. WDATA is `data.payload` and WVALID is `data.valid`
+        gated by "a burst's address has been issued", so the producer's stream
+        rules (valid held, payload stable until the transfer) keep W legal.
+      axi: Out(AXI4WriteSignature), AWSIZE = log2(bus bytes), AWBURST = INCR,
+        AWCACHE = 0b0011, AWPROT = 0, WSTRB all ones, BREADY always 1. AW runs
+        up to `max_outstanding` bursts ahead; the W beats of a burst come in
+        AW order, never before the cycle after its AW handshake (two cycles
+        after it when `max_outstanding > 1`), WLAST on each burst's last beat.
+      idle: Out(1), no command held or being planned and every burst issued
+        has its B response. Goes low the cycle after a command handshake.
+      error: Out(1), a one-cycle pulse (combinational) in the cycle of each B
+        response that is not OKAY; the owner makes it sticky. It is never
+        later than the cycle before `idle` returns high.
+      beats: Out(1), high in each cycle a W beat is accepted (combinational).
+
+    `max_outstanding` (1..256, default 32) caps the bursts issued without a
+    B response.
+    """
+
+    def __init__(self, cfg, *, max_outstanding=32):
+        _check_cfg(cfg)
+        _check_outstanding(max_outstanding)
+        self._cfg = cfg
+        self._max_outstanding = max_outstanding
+        super().__init__({
+            "cmd": In(stream.Signature(TransferLayout(cfg))),
+            "data": In(stream.Signature(cfg.axi_data_width)),
+            "axi": Out(AXI4WriteSignature(addr_width=cfg.axi_addr_width,
+                                          data_width=cfg.axi_data_width)),
+            "idle": Out(1),
+            "error": Out(1),
+            "beats": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        axi = self.axi
+        m.submodules.planner = planner = BurstPlanner(cfg)
+        wiring.connect(m, wiring.flipped(self.cmd), planner.cmd)
+
+        m.d.comb += [
+            axi.awaddr.eq(planner.burst.payload.addr),
+            axi.awlen.eq(planner.burst.payload.len),
+            axi.awsize.eq((cfg.bus_bytes - 1).bit_length()),
+            axi.awburst.eq(BURST_INCR),
+            axi.awcache.eq(AXCACHE),
+            axi.awprot.eq(AXPROT),
+            axi.awvalid.eq(planner.burst.valid),
+            planner.burst.ready.eq(axi.awready),
+        ]
+        aw_fire = axi.awvalid & axi.awready
+
+        # Lengths of the bursts whose address went out, for the W side. It
+        # never overflows: it holds at most `inflight` entries.
+        m.submodules.w_lens = w_lens = SyncFIFOBuffered(width=8, depth=self._max_outstanding)
+        m.d.comb += [w_lens.w_en.eq(aw_fire), w_lens.w_data.eq(axi.awlen)]
+
+        beat = Signal(8)              # beat index inside the current W burst
+        m.d.comb += [
+            axi.wdata.eq(self.data.payload),
+            axi.wstrb.eq((1 << cfg.bus_bytes) - 1),
+            axi.wlast.eq(beat == w_lens.r_data),
+            axi.wvalid.eq(w_lens.r_rdy & self.data.valid),
+            self.data.ready.eq(w_lens.r_rdy & axi.wready),
+        ]
+        w_fire = axi.wvalid & axi.wready
+        with m.If(w_fire):
+            with m.If(axi.wlast):
+                m.d.sync += beat.eq(0)
+                m.d.comb += w_lens.r_en.eq(1)
+            with m.Else():
+                m.d.sync += beat.eq(beat + 1)
+
+        m.d.comb += [
+            axi.bready.eq(1),
+            self.beats.eq(w_fire),
+            self.error.eq(axi.bvalid & (axi.bresp != RESP_OKAY)),
+        ]
+
+        # Bursts whose address was accepted and whose B response has not arrived.
+        inflight = Signal(range(self._max_outstanding + 1))
+        with m.If(aw_fire & ~axi.bvalid):
+            m.d.sync += inflight.eq(inflight + 1)
+        with m.Elif(axi.bvalid & ~aw_fire):
+            m.d.sync += inflight.eq(inflight - 1)
+        m.d.comb += [
+            planner.credit.eq(inflight + planner.burst.valid < self._max_outstanding),
+            self.idle.eq(~planner.busy & (inflight == 0)),
+        ]
+        return m

@@ -1,0 +1,152 @@
+"""Load stage: DMA-reads one job's parameters, weights and input window into
+input/weight bank `j % 2` while the compute stage works on the other bank."""
+
+from amaranth import *
+from amaranth.lib import wiring, stream
+from amaranth.lib.wiring import In, Out
+
+from .jobs import JobLayout, DescLayout
+
+__all__ = ["LoadStage"]
+
+
+class LoadStage(wiring.Component):
+    """Members:
+
+    job/job_valid/job_ready: jobs from the dispatcher.
+    bank_free: bit b set when input/weight bank b may be overwritten.
+    filled: one-cycle pulse on bit b when bank b holds a complete job.
+    cmd/data: to and from the DMA read engine (`TransferLayout` commands).
+    in_*, w_*: write ports of the selected bank's input and weight buffers.
+    params/params_en: the bank's parameter element, updated when `params_en`.
+    bank: the bank being written.
+    """
+
+    def __init__(self, cfg, transfer_layout):
+        self._cfg = cfg
+        bus = cfg.axi_data_width
+        super().__init__({
+            "desc": In(DescLayout),
+            "job": In(JobLayout), "job_valid": In(1), "job_ready": Out(1),
+            "bank_free": In(2), "filled": Out(2), "bank": Out(1),
+            "cmd": Out(stream.Signature(transfer_layout)),
+            "data": In(stream.Signature(bus)),
+            "in_addr": Out(range(cfg.in_depth)), "in_data": Out(8 * cfg.rows), "in_en": Out(1),
+            "w_addr": Out(range(cfg.kernel_max ** 2)), "w_data": Out(8 * cfg.pes), "w_en": Out(1),
+            "params": Out(cfg.p_elem_words * bus), "params_en": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        bus = cfg.axi_data_width
+        bus_bytes = cfg.bus_bytes
+        d = self.desc
+        job = Signal(JobLayout)
+        bank = Signal()
+        m.d.comb += self.bank.eq(bank)
+
+        p_words = Signal(16)
+        w_words = Signal(24)
+        in_elems = Signal(34)
+        received = Signal(40)
+        expected = Signal(40)
+        active = Signal()
+
+        # Receive side: route each word by its position in the job's stream.
+        word = self.data.p
+        w_word_idx = Signal(range(cfg.w_elem_words))
+        in_word_idx = Signal(range(cfg.in_elem_words))
+        w_asm = Signal(cfg.w_elem_words * bus)
+        in_asm = Signal(cfg.in_elem_words * bus)
+        w_elem = Signal(range(cfg.kernel_max ** 2))
+        in_elem = Signal(range(cfg.in_depth))
+        params = Signal(cfg.p_elem_words * bus)
+        with m.FSM():
+            with m.State("IDLE"):
+                free = Mux(bank, self.bank_free[1], self.bank_free[0])
+                with m.If(self.job_valid & free):
+                    m.d.comb += self.job_ready.eq(1)
+                    taps = d.KH[:8] * d.KW[:8]
+                    n_params = Mux(self.job.first, cfg.p_elem_words, 0)
+                    n_weights = taps * cfg.w_elem_words
+                    n_inputs = self.job.wh * self.job.ww
+                    m.d.sync += [
+                        job.eq(self.job), active.eq(1), received.eq(0),
+                        w_word_idx.eq(0), in_word_idx.eq(0), w_elem.eq(0), in_elem.eq(0),
+                        p_words.eq(n_params), w_words.eq(n_weights), in_elems.eq(n_inputs),
+                        expected.eq(n_params + n_weights + n_inputs * cfg.in_elem_words),
+                    ]
+                    m.next = "PARAMS"
+            with m.State("PARAMS"):
+                m.d.comb += [
+                    self.cmd.p.addr.eq(job.p_addr),
+                    self.cmd.p.elem_words.eq(cfg.p_elem_words),
+                    self.cmd.p.n_elems.eq(1),
+                    self.cmd.p.elem_pitch.eq(cfg.p_elem_words * bus_bytes),
+                    self.cmd.p.n_rows.eq(1),
+                    self.cmd.p.row_pitch.eq(0),
+                    self.cmd.valid.eq(job.first),
+                ]
+                with m.If(~job.first | self.cmd.ready):
+                    m.next = "WEIGHTS"
+            with m.State("WEIGHTS"):
+                m.d.comb += [
+                    self.cmd.p.addr.eq(job.w_addr),
+                    self.cmd.p.elem_words.eq(cfg.w_elem_words),
+                    self.cmd.p.n_elems.eq(d.KH[:8] * d.KW[:8]),
+                    self.cmd.p.elem_pitch.eq(cfg.w_elem_words * bus_bytes),
+                    self.cmd.p.n_rows.eq(1),
+                    self.cmd.p.row_pitch.eq(0),
+                    self.cmd.valid.eq(1),
+                ]
+                with m.If(self.cmd.ready):
+                    m.next = "INPUT"
+            with m.State("INPUT"):
+                has_window = in_elems != 0
+                m.d.comb += [
+                    self.cmd.p.addr.eq(job.in_addr),
+                    self.cmd.p.elem_words.eq(cfg.in_elem_words),
+                    self.cmd.p.n_elems.eq(job.ww),
+                    self.cmd.p.elem_pitch.eq(d.IN_ELEM_PITCH),
+                    self.cmd.p.n_rows.eq(job.wh),
+                    self.cmd.p.row_pitch.eq(d.IN_ROW_PITCH),
+                    self.cmd.valid.eq(has_window),
+                ]
+                with m.If(~has_window | self.cmd.ready):
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(received == expected):
+                    m.d.comb += self.filled.eq(Mux(bank, 0b10, 0b01))
+                    m.d.sync += [bank.eq(~bank), active.eq(0)]
+                    m.next = "IDLE"
+
+        m.d.comb += [self.data.ready.eq(1), self.params.eq(Cat(params[bus:], word)),
+                     self.busy.eq(active)]
+        w_full = Cat(w_asm[bus:], word)
+        in_full = Cat(in_asm[bus:], word)
+        m.d.comb += [
+            self.w_addr.eq(w_elem), self.w_data.eq(w_full[:8 * cfg.pes]),
+            self.in_addr.eq(in_elem), self.in_data.eq(in_full[:8 * cfg.rows]),
+        ]
+        with m.If(self.data.valid):
+            m.d.sync += received.eq(received + 1)
+            with m.If(received < p_words):
+                m.d.sync += params.eq(self.params)
+                m.d.comb += self.params_en.eq(1)
+            with m.Elif(received < p_words + w_words):
+                m.d.sync += w_asm.eq(w_full)
+                with m.If(w_word_idx == cfg.w_elem_words - 1):
+                    m.d.comb += self.w_en.eq(1)
+                    m.d.sync += [w_word_idx.eq(0), w_elem.eq(w_elem + 1)]
+                with m.Else():
+                    m.d.sync += w_word_idx.eq(w_word_idx + 1)
+            with m.Else():
+                m.d.sync += in_asm.eq(in_full)
+                with m.If(in_word_idx == cfg.in_elem_words - 1):
+                    m.d.comb += self.in_en.eq(1)
+                    m.d.sync += [in_word_idx.eq(0), in_elem.eq(in_elem + 1)]
+                with m.Else():
+                    m.d.sync += in_word_idx.eq(in_word_idx + 1)
+        return m

@@ -1,0 +1,112 @@
+"""Processing elements: the R x C multipliers and the per-column adder trees.
+
+`PEArray` computes, for each output channel c, `sum_r x[r] * w[r][c]` of one
+input pixel per cycle, exactly (no wrap): the int32 accumulation happens
+downstream.
+"""
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import AccelConfig
+
+__all__ = ["PE", "PEArray"]
+
+
+class PE(wiring.Component):
+    """One signed multiplier with a registered product (latency 1).
+
+    Ports: `w`, `x` signed(data_width) in; `product` signed(2 * data_width) out.
+    """
+
+    latency = 1
+
+    def __init__(self, *, data_width=8):
+        if isinstance(data_width, bool) or not isinstance(data_width, int) or data_width <= 0:
+            raise TypeError(f"data_width must be a positive integer, not {data_width!r}")
+        self.data_width = data_width
+        super().__init__({
+            "w": In(signed(data_width)),
+            "x": In(signed(data_width)),
+            "product": Out(signed(2 * data_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.product.eq(self.w * self.x)
+        return m
+
+
+class PEArray(wiring.Component):
+    """R x C multipliers and a pipelined adder tree per column.
+
+    Ports (flat, lane i of `n`-bit lanes in bits `[n*i, n*i + n)`):
+
+    - `x`: R signed bytes, byte r = input channel r;
+    - `w`: R*C signed bytes, byte `r*C + c` = weight from input channel r to
+      output channel c (the layout of a weight element);
+    - `valid`;
+    - `sums`: C signed lanes of `sum_width` bits, lane c = `sum_r x[r] * w[r*C + c]`;
+    - `valid_out`: `valid` delayed by `latency`.
+
+    `sum_width = 2 * data_width + ceil(log2(R))` holds every possible sum. The
+    products are registered, then every second adder level and the last one,
+    so no path has more than two adders: `latency = 1 + ceil(ceil(log2(R)) / 2)`.
+    A new pixel can enter every cycle.
+    """
+
+    def __init__(self, cfg):
+        if not isinstance(cfg, AccelConfig):
+            raise TypeError(f"cfg must be an AccelConfig, not {cfg!r}")
+        self.cfg = cfg
+        self.tree_levels = (cfg.rows - 1).bit_length()     # ceil(log2(R))
+        self.product_width = 2 * cfg.data_width
+        self.sum_width = self.product_width + self.tree_levels
+        self.latency = PE.latency + (self.tree_levels + 1) // 2
+        super().__init__({
+            "x": In(cfg.data_width * cfg.rows),
+            "w": In(cfg.data_width * cfg.rows * cfg.cols),
+            "valid": In(1),
+            "sums": Out(self.sum_width * cfg.cols),
+            "valid_out": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols, width = self.cfg.rows, self.cfg.cols, self.cfg.data_width
+        x = data.View(data.ArrayLayout(signed(width), rows), self.x)
+        w = data.View(data.ArrayLayout(signed(width), rows * cols), self.w)
+        sums = data.View(data.ArrayLayout(signed(self.sum_width), cols), self.sums)
+
+        for col in range(cols):
+            terms = []
+            for row in range(rows):
+                pe = PE(data_width=width)
+                m.submodules[f"pe_{row}_{col}"] = pe
+                m.d.comb += [pe.x.eq(x[row]), pe.w.eq(w[row * cols + col])]
+                terms.append(pe.product)
+
+            for level in range(1, self.tree_levels + 1):
+                registered = level % 2 == 0 or level == self.tree_levels
+                domain = m.d.sync if registered else m.d.comb
+                level_width = self.product_width + level    # a sum of 2**level products
+                next_terms = []
+                for index in range(0, len(terms), 2):
+                    pair = terms[index:index + 2]
+                    term = Signal(signed(level_width), name=f"col{col}_level{level}_{index // 2}")
+                    # An odd term out passes through, registered like the sums
+                    # beside it to stay aligned with them.
+                    domain += term.eq(pair[0] + pair[1] if len(pair) == 2 else pair[0])
+                    next_terms.append(term)
+                terms = next_terms
+            m.d.comb += sums[col].eq(terms[0])
+
+        valid = self.valid
+        for stage in range(1, self.latency + 1):
+            delayed = Signal(name=f"valid_{stage}")
+            m.d.sync += delayed.eq(valid)
+            valid = delayed
+        m.d.comb += self.valid_out.eq(valid)
+
+        return m

@@ -1,0 +1,179 @@
+"""Requantisation of int32 accumulators to int8, bit exact with `sw_driver.quant`.
+
+    result = clamp(rdivpot(srdhm(acc, mult), shift) + zero_point, act_min, act_max)
+
+`RequantLane` does one channel, `Requantizer` the C channels of a pixel. Both
+take a new input every cycle and have no stall: results come out `latency`
+cycles later, flagged by `valid_out`.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import AccelConfig
+
+__all__ = ["RequantLane", "Requantizer"]
+
+INT32_MAX = (1 << 31) - 1
+
+
+class LaneParams(data.Struct):
+    """Per-input parameters that travel down the pipeline beside their accumulator."""
+    shift: unsigned(5)
+    zero_point: signed(8)
+    act_min: signed(8)
+    act_max: signed(8)
+
+
+class RequantLane(wiring.Component):
+    """One requantisation lane, four registered stages.
+
+    1. `acc * mult` as a 64-bit product;
+    2. srdhm: nudge, truncating divide by 2**31, saturation;
+    3. rounding divide by `2**shift`;
+    4. add the zero point, clamp to `act_min..act_max`.
+
+    With `act_min > act_max` (refused by the driver) the result is `act_max`,
+    as `min(max(x, act_min), act_max)` gives.
+    """
+
+    latency = 4
+
+    def __init__(self):
+        super().__init__({
+            "acc": In(signed(32)),
+            "mult": In(signed(32)),
+            "shift": In(unsigned(5)),
+            "zero_point": In(signed(8)),
+            "act_min": In(signed(8)),
+            "act_max": In(signed(8)),
+            "valid": In(1),
+            "result": Out(signed(8)),
+            "valid_out": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+
+        # params[i] belongs to the value registered by stage i + 1.
+        params = [Signal(LaneParams, name=f"params_{stage}") for stage in range(1, 4)]
+        m.d.sync += [
+            params[0].shift.eq(self.shift),
+            params[0].zero_point.eq(self.zero_point),
+            params[0].act_min.eq(self.act_min),
+            params[0].act_max.eq(self.act_max),
+            params[1].eq(params[0]),
+            params[2].eq(params[1]),
+        ]
+
+        valid = self.valid
+        for stage in range(1, self.latency + 1):
+            delayed = Signal(name=f"valid_{stage}")
+            m.d.sync += delayed.eq(valid)
+            valid = delayed
+        m.d.comb += self.valid_out.eq(valid)
+
+        # Stage 1: the exact product, |acc * mult| <= 2**62.
+        product = Signal(signed(64))
+        m.d.sync += product.eq(self.acc * self.mult)
+
+        # Stage 2: gemmlowp adds 2**30 (product >= 0) or 1 - 2**30 (product < 0)
+        # and divides by 2**31 truncating toward zero. For a negative product
+        # that is ceil((p + 1 - 2**30) / 2**31) = floor((p + 2**30) / 2**31), the
+        # same formula as for p >= 0, so both are one add and an arithmetic
+        # shift. The quotient lies in -2**31 + 1 .. 2**31 and reaches 2**31 only
+        # for INT32_MIN * INT32_MIN (product 2**62): that one case saturates.
+        nudged = Signal(signed(65))
+        m.d.comb += nudged.eq(product + (1 << 30))
+        high = Signal(signed(32))
+        m.d.sync += high.eq(Mux(product == (1 << 62), INT32_MAX, nudged[31:63].as_signed()))
+
+        # Stage 3: gemmlowp RoundingDivideByPOT, written as in the C code.
+        shift = params[1].shift
+        mask = Signal(unsigned(31))
+        m.d.comb += mask.eq((Const(1, 32) << shift) - 1)
+        remainder = Signal(unsigned(31))
+        m.d.comb += remainder.eq(high[:31] & mask)
+        threshold = Signal(unsigned(31))
+        m.d.comb += threshold.eq((mask >> 1) + high[31])
+        # Cannot overflow 32 bits: for shift >= 1, |high >> shift| + 1 <= 2**30;
+        # for shift 0 the mask is 0 and nothing is added.
+        scaled = Signal(signed(32))
+        m.d.sync += scaled.eq((high >> shift) + (remainder > threshold))
+
+        # Stage 4: zero point and clamp, in TFLite's order (max, then min).
+        biased = Signal(signed(33))
+        m.d.comb += biased.eq(scaled + params[2].zero_point)
+        floored = Signal(signed(33))
+        m.d.comb += floored.eq(Mux(biased < params[2].act_min, params[2].act_min, biased))
+        # After the clamp the value is within int8, so 8 bits hold it.
+        m.d.sync += self.result.eq(
+            Mux(floored > params[2].act_max, params[2].act_max, floored[:8].as_signed()))
+
+        return m
+
+
+class Requantizer(wiring.Component):
+    """C requantisation lanes for one pixel, and the raw accumulators beside them.
+
+    Flat ports, lane c of a port `w` bits per lane in bits `[w*c, w*c + w)`:
+    `acc`, `mult` and `shift` are C x 32 bits, so the params element's int32
+    words (`mult[C]`, `shift[C]`) connect unchanged; only the low 5 bits of each
+    shift are used (shift taken modulo 32). `zero_point`, `act_min` and
+    `act_max` are shared by all lanes. `result` is C x 8 bits (int8) and `raw`
+    is `acc` delayed by the same `latency`, so one mux picks the output mode.
+    """
+
+    def __init__(self, cfg):
+        if not isinstance(cfg, AccelConfig):
+            raise TypeError(f"cfg must be an AccelConfig, not {cfg!r}")
+        self.cfg = cfg
+        self.latency = RequantLane.latency
+        lanes = cfg.cols
+        super().__init__({
+            "acc": In(32 * lanes),
+            "mult": In(32 * lanes),
+            "shift": In(32 * lanes),
+            "zero_point": In(signed(8)),
+            "act_min": In(signed(8)),
+            "act_max": In(signed(8)),
+            "valid": In(1),
+            "result": Out(8 * lanes),
+            "raw": Out(32 * lanes),
+            "valid_out": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self.cfg.cols
+        words = data.ArrayLayout(signed(32), lanes)
+        acc = data.View(words, self.acc)
+        mult = data.View(words, self.mult)
+        shift = data.View(words, self.shift)
+        result = data.View(data.ArrayLayout(signed(8), lanes), self.result)
+
+        lane_units = [RequantLane() for _ in range(lanes)]
+        for index, lane in enumerate(lane_units):
+            m.submodules[f"lane_{index}"] = lane
+            m.d.comb += [
+                lane.acc.eq(acc[index]),
+                lane.mult.eq(mult[index]),
+                lane.shift.eq(shift[index][:5]),
+                lane.zero_point.eq(self.zero_point),
+                lane.act_min.eq(self.act_min),
+                lane.act_max.eq(self.act_max),
+                lane.valid.eq(self.valid),
+                result[index].eq(lane.result),
+            ]
+        # Every lane has the same latency; lane 0's flag stands for all.
+        m.d.comb += self.valid_out.eq(lane_units[0].valid_out)
+
+        raw = self.acc
+        for stage in range(1, self.latency + 1):
+            delayed = Signal(32 * lanes, name=f"raw_{stage}")
+            m.d.sync += delayed.eq(raw)
+            raw = delayed
+        m.d.comb += self.raw.eq(raw)
+
+        return m

@@ -1,0 +1,133 @@
+# amaranth: UnusedElaboratable=no
+# (the constructor error tests build components that are never elaborated)
+"""PE and PEArray against NumPy, streaming a new input every cycle."""
+
+import re
+
+import numpy as np
+import pytest
+from amaranth.hdl import Cat, Elaboratable, Module, Signal, signed
+from amaranth.sim import Simulator
+
+from hw.config import AccelConfig
+from hw.pe import PE, PEArray
+
+
+def pack(values, width):
+    mask = (1 << width) - 1
+    return sum((int(value) & mask) << (width * index) for index, value in enumerate(values))
+
+
+def unpack(word, width, count):
+    lanes = [(word >> (width * index)) & ((1 << width) - 1) for index in range(count)]
+    return [lane - (1 << width) if lane >> (width - 1) else lane for lane in lanes]
+
+
+def run(dut, drive, outputs, cycles):
+    """Call `drive(ctx, cycle)` for `cycles` cycles; sample `outputs` after every tick."""
+    samples = []
+
+    async def testbench(ctx):
+        for cycle in range(cycles):
+            drive(ctx, cycle)
+            await ctx.tick()
+            samples.append([ctx.get(signal) for signal in outputs])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    return samples
+
+
+class EveryProduct(Elaboratable):
+    """256 PEs, PE i multiplying `w` by the constant i - 128: all pairs in 256 cycles."""
+
+    def __init__(self):
+        self.w = Signal(signed(8))
+        self.products = Signal(256 * 16)
+        self.pes = [PE() for _ in range(256)]
+
+    def elaborate(self, platform):
+        m = Module()
+        for index, pe in enumerate(self.pes):
+            m.submodules[f"pe_{index}"] = pe
+            m.d.comb += [pe.w.eq(self.w), pe.x.eq(index - 128)]
+        m.d.comb += self.products.eq(Cat(pe.product for pe in self.pes))
+        return m
+
+
+def test_pe_every_int8_pair():
+    dut = EveryProduct()
+    weights = list(range(-128, 128))
+    samples = run(dut, lambda ctx, cycle: ctx.set(dut.w, weights[cycle]), [dut.products], 256)
+    x = np.arange(-128, 128)
+    assert PE.latency == 1
+    # Product of the weight driven before tick t is visible right after it.
+    for w, (products,) in zip(weights, samples):
+        assert unpack(products, 16, 256) == (w * x).tolist()
+
+
+def test_pe_ports():
+    pe = PE()
+    assert pe.w.shape() == signed(8) and pe.x.shape() == signed(8)
+    assert pe.product.shape() == signed(16)
+
+
+def extreme_vectors(rows, cols):
+    """(x, w) pairs at the corners of the int8 range, plus zero and a checkerboard."""
+    vectors = []
+    for x_value, w_value in [(-128, -128), (-128, 127), (127, -128), (127, 127), (0, -128),
+                             (-128, 0), (1, -1), (-1, -1)]:
+        vectors.append((np.full(rows, x_value), np.full(rows * cols, w_value)))
+    checker = np.where(np.indices((rows, cols)).sum(axis=0) % 2, 127, -128).ravel()
+    vectors.append((np.full(rows, -128), checker))
+    return vectors
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (8, 8), (4, 16), (12, 12), (3, 5), (2, 3), (64, 2)])
+def test_pe_array_matches_numpy(rows, cols):
+    rng = np.random.default_rng(rows * 100 + cols)
+    vectors = extreme_vectors(rows, cols) + [
+        (rng.integers(-128, 128, rows), rng.integers(-128, 128, rows * cols)) for _ in range(60)]
+    valid = rng.random(len(vectors)) < 0.85
+    dut = PEArray(AccelConfig(rows=rows, cols=cols))
+
+    def drive(ctx, cycle):
+        if cycle < len(vectors):
+            x, w = vectors[cycle]
+            ctx.set(dut.x, pack(x, 8))
+            ctx.set(dut.w, pack(w, 8))
+        ctx.set(dut.valid, int(cycle < len(vectors) and valid[cycle]))
+
+    samples = run(dut, drive, [dut.sums, dut.valid_out], len(vectors) + dut.latency)
+
+    # Input of cycle t is visible after tick t + latency - 1, and not earlier.
+    assert [s[1] for s in samples] == [0] * (dut.latency - 1) + valid.astype(int).tolist() + [0]
+    for cycle, (x, w) in enumerate(vectors):
+        expected = x.astype(np.int64) @ w.astype(np.int64).reshape(rows, cols)
+        sums = unpack(samples[cycle + dut.latency - 1][0], dut.sum_width, cols)
+        assert sums == expected.tolist(), f"vector {cycle}"
+
+
+@pytest.mark.parametrize("rows, sum_width, latency", [
+    (1, 16, 1), (2, 17, 2), (3, 18, 2), (4, 18, 2), (5, 19, 3), (8, 19, 3), (12, 20, 3),
+    (16, 20, 3), (17, 21, 4), (64, 22, 4),
+])
+def test_pe_array_widths_and_latency(rows, sum_width, latency):
+    dut = PEArray(AccelConfig(rows=rows, cols=3))
+    assert (dut.sum_width, dut.latency) == (sum_width, latency)
+    assert len(dut.x) == 8 * rows and len(dut.w) == 8 * rows * 3
+    assert len(dut.sums) == 3 * sum_width
+
+
+@pytest.mark.parametrize("cfg", [None, 8, {"rows": 8, "cols": 8}])
+def test_pe_array_refuses_non_config(cfg):
+    with pytest.raises(TypeError, match=f"^cfg must be an AccelConfig, not {re.escape(repr(cfg))}$"):
+        PEArray(cfg)
+
+
+@pytest.mark.parametrize("data_width", [0, -1, 8.0, True, "8"])
+def test_pe_refuses_bad_data_width(data_width):
+    with pytest.raises(TypeError, match=f"^data_width must be a positive integer, not {re.escape(repr(data_width))}$"):
+        PE(data_width=data_width)
