@@ -17,6 +17,8 @@ from hw.config import (AccelConfig, REG, DESC_FIELDS, COUNTERS, ERROR, MAGIC, VE
 __all__ = ["TOP_NAME", "verilog", "manifest", "c_header", "generate"]
 
 TOP_NAME = "conv_accel"
+# Verilator lint waivers for the generated file; see the comments inside.
+WAIVERS = Path(__file__).with_name("conv_accel.vlt")
 
 
 def verilog(accel):
@@ -99,9 +101,10 @@ def c_header(man):
 
 
 def generate(cfg, out_dir):
-    """Write conv_accel.v, conv_accel.json and conv_accel_regs.h into `out_dir`.
+    """Write conv_accel.v, conv_accel.json, conv_accel_regs.h and the lint
+    waivers conv_accel.vlt into `out_dir`.
 
-    Returns the paths written, keyed by "verilog", "manifest" and "header".
+    Returns the paths written, keyed by "verilog", "manifest", "header" and "waivers".
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -112,8 +115,10 @@ def generate(cfg, out_dir):
         "verilog": out_dir / f"{TOP_NAME}.v",
         "manifest": out_dir / f"{TOP_NAME}.json",
         "header": out_dir / f"{TOP_NAME}_regs.h",
+        "waivers": out_dir / f"{TOP_NAME}.vlt",
     }
     paths["verilog"].write_text(text)
     paths["manifest"].write_text(json.dumps(man, indent=2) + "\n")
     paths["header"].write_text(c_header(man))
+    paths["waivers"].write_text(WAIVERS.read_text())
     return paths
