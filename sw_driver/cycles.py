@@ -1,29 +1,35 @@
-"""Cycle model of one descriptor: an event-driven schedule of the three-stage
-pipeline (load, compute, store) of docs/architecture.md.
+"""Cycle model of one descriptor: the RTL's three-stage pipeline (load,
+compute, store) replayed job by job with the same hand-offs.
 
 Jobs run in the order `for ty: for tx: for cob: for cib:`. Load and compute
 share double-buffered input/weight banks (job j uses bank j % 2), compute and
-store share double-buffered accumulator banks (tile-cob t uses bank t % 2):
+store share double-buffered accumulator banks (tile-cob t uses bank t % 2).
+With times in cycles after the start:
 
-    load_start[j]    = max(load_end[j-1], compute_end[j-2])
-    compute_start[j] = max(compute_end[j-1], load_end[j], store_end[t-2] if cib == 0)
-    store_start[t]   = max(store_end[t-1], compute_end[last job of t])
-    total            = store_end[last] + finish
+    load accepts job j     a = max(load idle, release[j-2] + 1)
+    its data arrives from  a + (load_first_cmd if cib == 0 else load_later_cmd
+                                + multiply cycles of the weight command) + read_latency
+    bank j is full         data start + beats + 1         (load idle again)
+    compute accepts job j  c = max(release[j-1] + 1, bank full,
+                                   acc bank free if cib == 0)
+    its release[j]         c + KH*KW*max(th*tw, pass_min)
+    tile-cob t complete    release[last job] + acc_handoff
+    store accepts t        s = max(store idle, tile complete)
+    its words              from max(s + store_first_word, previous words end),
+                           th*tw*out_elem_words of them, one per cycle
+    acc bank free          last accumulator read + store_release
+    done                   last words end + finish
 
-Stage durations use the constants of `Timing`, the only place they live, so
-that they can be calibrated against the RTL:
+`beats` are the DMA words of the job: the parameter element when cib == 0,
+KH*KW weight elements and the input window. Every constant lives in `Timing`
+and was measured on the RTL (`tests/test_cosim.py` keeps the model within 2%
+of the Verilator cosimulation).
 
-    load    = load_overhead + read_latency + beats
-              beats = (p_elem_words if cib == 0) + KH*KW*w_elem_words
-                      + window elements * in_elem_words
-    compute = compute_overhead + KH*KW*max(th*tw, pass_min) + pipe_drain
-    store   = store_overhead + th*tw*out_elem_words(MODE) + write_latency
-
-A descriptor refused at start is done after `reject` cycles (the model's
-counters for it). Identical consecutive steps (jobs of a tile-cob, tile-cobs
-of a tile, equal tiles) are skipped once the schedule repeats itself, which
-is exact for these max-plus recurrences, so a descriptor costs about as much
-as its number of distinct tile shapes.
+A descriptor refused at start is done after `reject` cycles. Identical
+consecutive steps (jobs of a tile-cob, tile-cobs of a tile, equal tiles) are
+skipped once the schedule repeats itself, which is exact for these max-plus
+recurrences, so a descriptor costs about as much as its number of distinct
+tile shapes.
 
 The same function serves the NumPy model (its counters and `wait_done`), the
 tiler (choosing the tile size) and the driver (the time-out budget).
@@ -37,16 +43,18 @@ __all__ = ["Timing", "DEFAULT_TIMING", "tile_spans", "simulate"]
 
 @dataclass(frozen=True)
 class Timing:
-    """Named cycle constants of the pipeline model (all in clock cycles)."""
+    """Cycle constants of the RTL pipeline and of the memory behind it."""
 
-    load_overhead: int = 4      # load stage: job set-up before its first read command
-    read_latency: int = 10      # AXI read: first command to first data beat
-    compute_overhead: int = 4   # compute stage: job set-up before the first tap pass
-    pass_min: int = 4           # shortest tap pass (accumulator read-modify-write distance)
-    pipe_drain: int = 6         # compute stage: last pixel in to last accumulator written
-    store_overhead: int = 4     # store stage: set-up before the first output beat
-    write_latency: int = 10     # AXI write: last data beat to the write response
-    finish: int = 2             # last store response to STATUS.done
+    dispatch: int = 5           # start to the first job reaching the stages
+    load_first_cmd: int = 4     # job accepted to the first read request, cib == 0
+    load_later_cmd: int = 5     # the same for cib > 0 (weights first), before multiply cycles
+    read_latency: int = 8       # memory: read request to its first data beat
+    pass_min: int = 2           # shortest tap pass (hw.compute.PASS_MIN)
+    acc_handoff: int = 5        # last pixel issued to the accumulator bank seen full
+    store_first_word: int = 8   # store accepts a tile to its first output word
+    store_fifo: int = 16        # output elements the store may read ahead of the bus
+    store_release: int = 7      # last accumulator read to the bank seen free
+    finish: int = 4             # last output word to STATUS.done (write response)
     reject: int = 1             # start to STATUS.done for a refused descriptor
 
     def __post_init__(self):
@@ -98,6 +106,11 @@ def _repeat(step, state, count):
     return state
 
 
+def _multiply_cycles(elements, words):
+    """Cycles the DMA engine spends sizing a contiguous row of `elements` x `words`."""
+    return max(min(elements, words).bit_length() - 1, 0)
+
+
 def simulate(cfg, desc, timing=DEFAULT_TIMING):
     """Run the pipeline schedule of a valid descriptor; return its counters.
 
@@ -109,6 +122,7 @@ def simulate(cfg, desc, timing=DEFAULT_TIMING):
     in_words, p_words = cfg.in_elem_words, cfg.p_elem_words
     out_words = cfg.out_elem_words(desc["MODE"] == 1)
     weight_beats = taps * cfg.w_elem_words
+    later_cmd = timing.load_later_cmd + _multiply_cycles(taps, cfg.w_elem_words)
 
     rows = _runs(tile_spans(desc["OUT_H"], desc["TILE_H"], desc["SH"], desc["PAD_T"],
                             desc["KH"], desc["IN_H"]))
@@ -118,30 +132,36 @@ def simulate(cfg, desc, timing=DEFAULT_TIMING):
     def tile_cob(state, tile):
         """The jobs of one (tile, cob), cib = 0 first, then its store.
 
-        State: (load_end, compute_end[j-2], compute_end[j-1], store_end[t-2],
-        store_end[t-1]); `tile` is (th, tw, window elements).
+        State: (load idle, release[j-2], release[j-1], acc free[t-2],
+        acc free[t-1], store idle, words end).
         """
         th, tw, window = tile
-        taps_pixels = taps * max(th * tw, timing.pass_min)
-        load_rest = (timing.load_overhead + timing.read_latency + weight_beats
-                     + window * in_words)
-        compute = timing.compute_overhead + taps_pixels + timing.pipe_drain
-        store = timing.store_overhead + th * tw * out_words + timing.write_latency
+        pixels = th * tw
+        passes = taps * max(pixels, timing.pass_min)
+        input_beats = window * in_words
+
+        def job(jobs, first):
+            load_idle, release_2, release_1, acc_free = jobs
+            accept = max(load_idle, release_2 + 1)
+            command = timing.load_first_cmd if first else later_cmd
+            beats = weight_beats + input_beats + (p_words if first else 0)
+            full = accept + command + timing.read_latency + beats + 1
+            start = max(release_1 + 1, full, acc_free if first else 0)
+            return full, release_1, start + passes, acc_free
 
         def later_job(jobs):
-            """A job with cib > 0."""
-            load_end, compute_end_2, compute_end_1 = jobs
-            load_end = max(load_end, compute_end_2) + load_rest
-            return load_end, compute_end_1, max(compute_end_1, load_end) + compute
+            return job(jobs, False)
 
-        load_end, compute_end_2, compute_end_1, store_end_2, store_end_1 = state
-        load_end = max(load_end, compute_end_2) + load_rest + p_words
-        compute_end_2, compute_end_1 = (
-            compute_end_1, max(compute_end_1, load_end, store_end_2) + compute)
-        load_end, compute_end_2, compute_end_1 = _repeat(
-            later_job, (load_end, compute_end_2, compute_end_1), ci_blocks - 1)
-        return (load_end, compute_end_2, compute_end_1, store_end_1,
-                max(store_end_1, compute_end_1) + store)
+        load_idle, release_2, release_1, acc_free_2, acc_free_1, store_idle, words_end = state
+        jobs = job((load_idle, release_2, release_1, acc_free_2), True)
+        load_idle, release_2, release_1, _ = _repeat(later_job, jobs, ci_blocks - 1)
+        accept = max(store_idle, release_1 + timing.acc_handoff)
+        words_start = max(accept + timing.store_first_word, words_end)
+        words_end = words_start + pixels * out_words
+        last_read = max(accept + pixels,
+                        words_start + (pixels - timing.store_fifo) * out_words)
+        return (load_idle, release_2, release_1, acc_free_1,
+                last_read + timing.store_release, last_read + 1, words_end)
 
     def tile_row(state, th, wh):
         for (tw, ww), count in cols:
@@ -150,7 +170,8 @@ def simulate(cfg, desc, timing=DEFAULT_TIMING):
                             state, count)
         return state
 
-    state = (0, 0, 0, 0, 0)
+    start = timing.dispatch
+    state = (start, start - 2, start - 1, 0, 0, 0, 0)
     active = beats_read = beats_written = 0
     for (th, wh), row_count in rows:
         state = _repeat(lambda s: tile_row(s, th, wh), state, row_count)
@@ -160,7 +181,7 @@ def simulate(cfg, desc, timing=DEFAULT_TIMING):
             beats_written += tiles * th * tw * out_words
             active += tiles * ci_blocks * taps * th * tw
 
-    cycles = state[4] + timing.finish
+    cycles = state[6] + timing.finish
     return {
         "CYCLES": cycles,
         "ACTIVE": active,

@@ -17,11 +17,12 @@ from sw_driver.transport import Transport, TransportError, DoneTimeout
 
 
 class PysimTransport(Transport):
-    def __init__(self, cfg, mem_size=1 << 20, read_latency=3):
+    def __init__(self, cfg, mem_size=1 << 20, read_latency=8, vcd=None):
         self.cfg = cfg
         self.dut = ConvAccel(cfg)
         self._mem = bytearray(mem_size)
         self._read_latency = read_latency
+        self._vcd = vcd
         self._requests = queue.Queue()
         self._replies = queue.Queue()
         self._thread = threading.Thread(target=self._simulate, daemon=True)
@@ -175,4 +176,8 @@ class PysimTransport(Transport):
         sim.add_clock(1e-8)
         sim.add_testbench(memory, background=True)
         sim.add_testbench(server)
-        sim.run()
+        if self._vcd:
+            with sim.write_vcd(self._vcd):
+                sim.run()
+        else:
+            sim.run()

@@ -366,32 +366,34 @@ def one_by_one(**changes):
 
 
 def test_counters_of_one_job():
-    """load 4+10+(12 params + 8 weight + 4 input beats) = 38; compute 4+1*max(4,4)+6 = 14;
-    store 4+4*4+10 = 30; total 38+14+30+2 = 84."""
+    """dispatch 5; load 5 + 4 + read latency 8 + (12 params + 8 weight + 4 input
+    beats) + 1 = 42; compute 42..46 (4 pixels); store accepts 46 + 5 = 51, words
+    59..75 (4 int32 elements of 4 words); done 75 + 4 = 79."""
     model = ModelTransport(CONFIGS["8x8"])
     status, waited, counters = run(model, one_by_one())
     assert status == STATUS_DONE
-    assert waited == 84
-    assert counters == {"CYCLES": 84, "ACTIVE": 4, "MACS": 256, "BYTES_RD": 24 * 8,
-                        "BYTES_WR": 16 * 8, "STALL": 80}
+    assert waited == 79
+    assert counters == {"CYCLES": 79, "ACTIVE": 4, "MACS": 256, "BYTES_RD": 24 * 8,
+                        "BYTES_WR": 16 * 8, "STALL": 75}
 
 
 def test_counters_of_two_pipelined_jobs():
-    """CI_BLOCKS = 2: load 0..38, load 38..64 (no params); compute 38..52, 64..78;
-    store 78..108; done 110."""
+    """CI_BLOCKS = 2: job 0 loads 5..42 and computes 42..46; job 1 loads from 42,
+    weights first (5 cycles to the request) with no params: 42 + 5 + 8 + 12 + 1 =
+    68, computes 68..72; store 77, words 85..101; done 105."""
     model = ModelTransport(CONFIGS["8x8"])
     _, waited, counters = run(model, one_by_one(CI_BLOCKS=2))
-    assert waited == counters["CYCLES"] == 110
+    assert waited == counters["CYCLES"] == 105
     assert counters["ACTIVE"] == 8
     assert counters["BYTES_RD"] == (24 + 12) * 8
 
 
 def test_counters_follow_the_timing_constants():
-    timing = Timing(load_overhead=1, read_latency=0, compute_overhead=0, pass_min=8,
-                    pipe_drain=0, store_overhead=0, write_latency=0, finish=0)
+    timing = Timing(dispatch=0, load_first_cmd=1, read_latency=0, pass_min=8,
+                    acc_handoff=0, store_first_word=0, finish=0)
     model = ModelTransport(CONFIGS["8x8"], timing=timing)
     _, waited, counters = run(model, one_by_one())
-    assert waited == (1 + 24) + 8 + 16                 # PASS_MIN 8 > 4 pixels
+    assert waited == (1 + 24 + 1) + 8 + 16             # PASS_MIN 8 > 4 pixels
     assert counters["STALL"] == waited - 4
     fields = one_by_one(CO_BLOCKS=2, OUT_BLK_PITCH=128, MODE=1)
     assert run(model, fields)[2] == simulate(CONFIGS["8x8"], fields, timing)
@@ -506,9 +508,9 @@ def test_counters_are_64_bit_lo_hi_pairs():
     timing = Timing(read_latency=(1 << 32) + 5)
     model = ModelTransport(CONFIGS["8x8"], timing=timing)
     _, waited, counters = run(model, one_by_one())
-    assert waited == counters["CYCLES"] == 84 - 10 + (1 << 32) + 5
+    assert waited == counters["CYCLES"] == 79 - 8 + (1 << 32) + 5
     assert model.read_reg(counter_offset("CYCLES") + 4) == 1
-    assert model.read_reg(counter_offset("CYCLES")) == 84 - 10 + 5
+    assert model.read_reg(counter_offset("CYCLES")) == 79 - 8 + 5
 
 
 def test_busy_done_clear_and_irq():
@@ -521,7 +523,7 @@ def test_busy_done_clear_and_irq():
     with pytest.raises(DoneTimeout, match="not done after 50 cycles"):
         model.wait_done(50)
     assert model.read_reg(REG["STATUS"]) == STATUS_BUSY
-    assert model.wait_done(34) == 34                      # 84 in all
+    assert model.wait_done(29) == 29                      # 79 in all
     assert model.read_reg(REG["STATUS"]) == STATUS_DONE and model.irq
     assert model.wait_done(0) == 0                        # already done
     model.write_reg(REG["IRQ_ENABLE"], 0)
