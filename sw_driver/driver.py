@@ -19,11 +19,12 @@ from hw.config import (AccelConfig, ConfigError, COUNTERS, CTRL_CLEAR, CTRL_STAR
                        counter_offset, desc_offset)
 
 from .cycles import DEFAULT_TIMING, simulate
-from .layers import Conv2dParams
+from .layers import Conv2dParams, ConvTranspose2dParams
 from .layout import pack_blocked, pack_params, pack_weights, unpack_blocked
 from .model import check_descriptor, decode_descriptor
 from .quant import quantize_multiplier
-from .tiler import plan_conv2d
+from .program import METHODS, conv2d_program, conv_transpose2d_program
+from .tiler import plan_program
 
 __all__ = ["Accelerator", "AcceleratorError", "Requant", "STATS_KEYS", "BUDGET_FACTOR",
            "BUDGET_MARGIN"]
@@ -218,49 +219,97 @@ class Accelerator:
         (C_out,) or None. `requant` None gives int32 outputs; a Requant (or a
         dict of its fields) gives int8 outputs. y is (N, C_out, OH, OW). stats
         maps STATS_KEYS to totals over the descriptors run (see `_stats`).
-        Layers the hardware cannot take raise ValueError before the device is
-        touched.
+        Dilation runs as dense passes over sub-sampled views (no hardware
+        dilation). Layers the hardware cannot take raise ValueError before the
+        device is touched.
         """
-        for name, array in (("x", x), ("w", w)):
-            if not isinstance(array, np.ndarray) or array.ndim != 4:
-                raise ValueError(f"{name} must be a 4-D numpy array, got "
-                                 f"{getattr(array, 'shape', type(array).__name__)}")
-        conv = Conv2dParams(x.shape[1], w.shape[0], w.shape[2:], stride=stride,
-                            padding=padding, dilation=dilation, groups=groups)
-        conv.check_tensors(x, w, bias)
+        _check_arrays(x, w)
+        params = Conv2dParams(x.shape[1], w.shape[0], w.shape[2:], stride=stride,
+                              padding=padding, dilation=dilation, groups=groups)
+        params.check_tensors(x, w, bias)
         requant = Requant.of(requant)
-        if requant is None:
-            multiplier = shift = np.zeros(conv.out_channels, dtype=np.int32)
-            output_fields = {}
-        else:
-            multiplier, shift = requant.per_channel(conv.out_channels)
-            output_fields = {"zero_point": requant.zero_point, "act_min": requant.act_min,
-                             "act_max": requant.act_max}
-        if bias is None:
-            bias = np.zeros(conv.out_channels, dtype=np.int32)
-        batch, _, in_h, in_w = x.shape
-        plan = plan_conv2d(self.cfg, conv, batch, in_h, in_w, requant=requant is not None,
-                           capacity=self.available, timing=self.timing)
+        bias, multiplier, shift = _channel_params(params.out_channels, bias, requant)
+        y, runs = self.run_program(conv2d_program(x, w, params, bias, multiplier, shift),
+                                   requant)
+        return y, self._stats(runs, x.shape[0] * params.macs(*x.shape[2:]))
 
+    def conv_transpose2d(self, x, w, bias=None, *, stride=1, padding=0, output_padding=0,
+                         dilation=1, groups=1, method="auto", requant=None):
+        """ConvTranspose2d with PyTorch semantics on the unmodified accelerator.
+
+        x int8 (N, C_in, H, W), w int8 (C_in, C_out/groups, KH, KW), bias int32
+        (C_out,) or None; `requant` as for conv2d. `method` is one of
+        "split", "split-fused", "zero-insert" (see sw_driver.program) or
+        "auto", the one the cycle model finds fastest. Returns (y, stats);
+        stats adds "method" to the conv2d keys.
+        """
+        _check_arrays(x, w)
+        params = ConvTranspose2dParams(x.shape[1], w.shape[1] * groups, w.shape[2:],
+                                       stride=stride, padding=padding,
+                                       output_padding=output_padding, groups=groups,
+                                       dilation=dilation)
+        params.check_tensors(x, w, bias)
+        requant = Requant.of(requant)
+        bias, multiplier, shift = _channel_params(params.out_channels, bias, requant)
+
+        def program_of(name):
+            return conv_transpose2d_program(x, w, params, bias, multiplier, shift, name)
+
+        if method == "auto":
+            method = self.fastest_method(program_of, requant)
+        y, runs = self.run_program(program_of(method), requant)
+        return y, {**self._stats(runs, x.shape[0] * params.macs(*x.shape[2:])),
+                   "method": method}
+
+    def fastest_method(self, program_of, requant):
+        """The METHODS entry whose program the cycle model finds fastest; methods
+        the hardware cannot run (ValueError) are skipped."""
+        modelled = {}
+        for name in METHODS:
+            try:
+                plan = self.plan(program_of(name), requant)
+            except ValueError:
+                continue
+            bases = dict.fromkeys(plan.regions, 0)
+            modelled[name] = sum(simulate(self.cfg, desc, self.timing)["CYCLES"]
+                                 for desc in plan.descriptors(bases))
+        if not modelled:
+            # Every method failed: let the first one raise its own error.
+            self.plan(program_of(METHODS[0]), requant)
+        return min(modelled, key=modelled.get)
+
+    def plan(self, program, requant):
+        """The tiler's Plan of `program` on this accelerator (ValueError if it cannot run)."""
+        return plan_program(self.cfg, program, requant=requant is not None,
+                            capacity=self.available, timing=self.timing)
+
+    def run_program(self, program, requant):
+        """Upload, run and download a Program; returns (y, the counters of each descriptor)."""
+        plan = self.plan(program, requant)
+        output_fields = {} if requant is None else {
+            "zero_point": requant.zero_point, "act_min": requant.act_min,
+            "act_max": requant.act_max}
         mark = self._top
         try:
             bases = {name: self.alloc(size) for name, size in plan.regions.items()}
-            self.transport.write_mem(bases["input"], pack_blocked(x, plan.input))
-            for blocks in plan.block_ranges:
-                self.transport.write_mem(
-                    bases["weights"] + blocks.weight_offset,
-                    pack_weights(self.cfg, w, conv.groups,
-                                 range(blocks.cob_start, blocks.cob_stop),
-                                 range(blocks.cib_start, blocks.cib_stop)))
-            self.transport.write_mem(bases["params"],
-                                     pack_params(self.cfg, bias, multiplier, shift))
+            self.transport.write_mem(bases["input"], pack_blocked(program.input, plan.input))
+            for pass_plan in plan.passes:
+                conv_pass = pass_plan.conv_pass
+                for blocks in pass_plan.block_ranges:
+                    self.transport.write_mem(
+                        bases["weights"] + blocks.weight_offset,
+                        pack_weights(self.cfg, conv_pass.weight, conv_pass.groups,
+                                     range(blocks.cob_start, blocks.cob_stop),
+                                     range(blocks.cib_start, blocks.cib_stop)))
+            self.transport.write_mem(bases["params"], pack_params(
+                self.cfg, program.bias, program.multiplier, program.shift))
             runs = [self.run_descriptor(desc)
                     for desc in plan.descriptors(bases, **output_fields)]
             y = unpack_blocked(self.transport.read_mem(bases["output"], plan.output.nbytes),
                                plan.output)
         finally:
             self.release(mark)
-        return y, self._stats(runs, batch * conv.macs(in_h, in_w))
+        return program.finish(y), runs
 
     def _stats(self, runs, macs_useful):
         """Totals of the counters of `runs`.
@@ -282,6 +331,23 @@ class Accelerator:
             "active_cycles": total["ACTIVE"],
             "descriptors": len(runs),
         }
+
+
+def _check_arrays(x, w):
+    for name, array in (("x", x), ("w", w)):
+        if not isinstance(array, np.ndarray) or array.ndim != 4:
+            raise ValueError(f"{name} must be a 4-D numpy array, got "
+                             f"{getattr(array, 'shape', type(array).__name__)}")
+
+
+def _channel_params(out_channels, bias, requant):
+    """(bias, multiplier, shift) int32 per output channel; zeros where not given."""
+    if bias is None:
+        bias = np.zeros(out_channels, dtype=np.int32)
+    if requant is None:
+        zeros = np.zeros(out_channels, dtype=np.int32)
+        return bias, zeros, zeros
+    return (bias, *requant.per_channel(out_channels))
 
 
 def _registers(fields):

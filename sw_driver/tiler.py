@@ -1,9 +1,10 @@
-"""Maps a Conv2d layer to descriptors and the memory regions they use.
+"""Maps a Program's convolution passes to descriptors and memory regions.
 
-`plan_conv2d` checks that the hardware can take the layer (every refusal is a
-ValueError naming the parameter and its allowed range, raised before anything
-touches the device), lays out the four memory regions (input, weights,
-params, output) and chooses the tile size with the cycle model.
+`plan_program` checks that the hardware can take every pass (each refusal is
+a ValueError naming the parameter and its allowed range, raised before
+anything touches the device), lays out the four memory regions (input,
+weights, params, output) and chooses each pass's tile size with the cycle
+model.
 
 Grouped convolutions: for each output-channel block the input-channel blocks
 it needs form a contiguous range; consecutive output blocks with the same
@@ -17,10 +18,9 @@ import math
 from hw.config import AccelConfig
 
 from .cycles import DEFAULT_TIMING, simulate
-from .layers import Conv2dParams
 from .layout import BlockedLayout, input_layout, output_layout
 
-__all__ = ["BlockRange", "ConvPlan", "plan_conv2d", "tile_limit", "choose_tile",
+__all__ = ["BlockRange", "PassPlan", "Plan", "plan_program", "tile_limit", "choose_tile",
            "FIELD_MAX", "PAD_MAX", "WHOLE_ROW_MARGIN", "SPLIT_CANDIDATES"]
 
 FIELD_MAX = (1 << 16) - 1   # largest IN_H, IN_W, OUT_H, OUT_W, CI/CO_BLOCKS, TILE_*
@@ -55,20 +55,31 @@ class BlockRange:
 
 
 @dataclass(frozen=True)
-class ConvPlan:
-    """Descriptors and memory regions of one Conv2d on one accelerator configuration."""
+class PassPlan:
+    """A pass's descriptor geometry and its block ranges."""
+
+    conv_pass: object
+    block_ranges: tuple
+
+    def geometry(self):
+        """The descriptor fields that do not depend on addresses or blocks."""
+        p = self.conv_pass
+        (kh, kw), (sh, sw), (pad_t, pad_l) = p.kernel_size, p.stride, p.padding
+        return {"IN_H": p.in_rows.count, "IN_W": p.in_cols.count,
+                "OUT_H": p.out_rows.count, "OUT_W": p.out_cols.count,
+                "KH": kh, "KW": kw, "SH": sh, "SW": sw, "PAD_T": pad_t, "PAD_L": pad_l}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Descriptors and memory regions of one Program on one accelerator configuration."""
 
     cfg: AccelConfig
-    conv: Conv2dParams
     batch: int
-    in_h: int
-    in_w: int
-    out_h: int
-    out_w: int
     requant: bool
     input: BlockedLayout
     output: BlockedLayout
-    block_ranges: tuple
+    passes: tuple
     weights_bytes: int
     params_bytes: int
 
@@ -92,35 +103,35 @@ class ConvPlan:
         ACT_MAX), used when `requant`.
         """
         p_bytes = self.cfg.p_elem_words * self.cfg.bus_bytes
-        (kh, kw), (sh, sw), (pad_t, pad_l) = (self.conv.kernel_size, self.conv.stride,
-                                              self.conv.padding)
+        src, dst = self.input, self.output
         result = []
         for image in range(self.batch):
-            for blocks in self.block_ranges:
-                result.append({
-                    "IN_BASE": (bases["input"] + image * self.input.image_pitch
-                                + blocks.cib_start * self.input.blk_pitch),
-                    "IN_ELEM_PITCH": self.input.elem_pitch,
-                    "IN_ROW_PITCH": self.input.row_pitch,
-                    "IN_BLK_PITCH": self.input.blk_pitch,
-                    "OUT_BASE": (bases["output"] + image * self.output.image_pitch
-                                 + blocks.cob_start * self.output.blk_pitch),
-                    "OUT_ELEM_PITCH": self.output.elem_pitch,
-                    "OUT_ROW_PITCH": self.output.row_pitch,
-                    "OUT_BLK_PITCH": self.output.blk_pitch,
-                    "W_BASE": bases["weights"] + blocks.weight_offset,
-                    "P_BASE": bases["params"] + blocks.cob_start * p_bytes,
-                    "IN_H": self.in_h, "IN_W": self.in_w,
-                    "OUT_H": self.out_h, "OUT_W": self.out_w,
-                    "CI_BLOCKS": blocks.ci_blocks, "CO_BLOCKS": blocks.co_blocks,
-                    "KH": kh, "KW": kw, "SH": sh, "SW": sw,
-                    "PAD_T": pad_t, "PAD_L": pad_l,
-                    "TILE_H": blocks.tile_h, "TILE_W": blocks.tile_w,
-                    "MODE": int(self.requant),
-                    "OUT_ZP": zero_point if self.requant else 0,
-                    "ACT_MIN": act_min if self.requant else -128,
-                    "ACT_MAX": act_max if self.requant else 127,
-                })
+            for plan in self.passes:
+                p = plan.conv_pass
+                in_base = (bases["input"] + image * src.image_pitch
+                           + p.in_rows.start * src.row_pitch + p.in_cols.start * src.elem_pitch)
+                out_base = (bases["output"] + image * dst.image_pitch
+                            + p.out_rows.start * dst.row_pitch + p.out_cols.start * dst.elem_pitch)
+                for blocks in plan.block_ranges:
+                    result.append({
+                        **plan.geometry(),
+                        "IN_BASE": in_base + blocks.cib_start * src.blk_pitch,
+                        "IN_ELEM_PITCH": src.elem_pitch * p.in_cols.step,
+                        "IN_ROW_PITCH": src.row_pitch * p.in_rows.step,
+                        "IN_BLK_PITCH": src.blk_pitch,
+                        "OUT_BASE": out_base + blocks.cob_start * dst.blk_pitch,
+                        "OUT_ELEM_PITCH": dst.elem_pitch * p.out_cols.step,
+                        "OUT_ROW_PITCH": dst.row_pitch * p.out_rows.step,
+                        "OUT_BLK_PITCH": dst.blk_pitch,
+                        "W_BASE": bases["weights"] + blocks.weight_offset,
+                        "P_BASE": bases["params"] + blocks.cob_start * p_bytes,
+                        "CI_BLOCKS": blocks.ci_blocks, "CO_BLOCKS": blocks.co_blocks,
+                        "TILE_H": blocks.tile_h, "TILE_W": blocks.tile_w,
+                        "MODE": int(self.requant),
+                        "OUT_ZP": zero_point if self.requant else 0,
+                        "ACT_MIN": act_min if self.requant else -128,
+                        "ACT_MAX": act_max if self.requant else 127,
+                    })
         return result
 
 
@@ -178,15 +189,15 @@ def _check_limit(name, value, low, high, meaning):
                              f"{low}..{high}")
 
 
-def _block_ranges(cfg, conv):
-    """(cob_start, cob_stop, cib_start, cib_stop) of the layer's descriptors, in order."""
+def _block_ranges(cfg, in_channels, out_channels, groups):
+    """(cob_start, cob_stop, cib_start, cib_stop) of a pass's descriptors, in order."""
     rows, cols = cfg.rows, cfg.cols
-    out_per_group = conv.out_channels // conv.groups
-    in_per_group = conv.in_channels // conv.groups
+    out_per_group = out_channels // groups
+    in_per_group = in_channels // groups
     ranges = []
-    for cob in range(math.ceil(conv.out_channels / cols)):
+    for cob in range(math.ceil(out_channels / cols)):
         first_group = cob * cols // out_per_group
-        last_group = (min(conv.out_channels, (cob + 1) * cols) - 1) // out_per_group
+        last_group = (min(out_channels, (cob + 1) * cols) - 1) // out_per_group
         cibs = (first_group * in_per_group // rows,
                 ((last_group + 1) * in_per_group - 1) // rows + 1)
         if ranges and ranges[-1][2:] == cibs:
@@ -196,62 +207,67 @@ def _block_ranges(cfg, conv):
     return ranges
 
 
-def plan_conv2d(cfg, conv, batch, in_h, in_w, *, requant, capacity, timing=DEFAULT_TIMING):
-    """Plan `conv` (a Conv2dParams) on `batch` images of in_h x in_w.
+def _check_pass(cfg, conv_pass):
+    """ValueError naming the parameter when the hardware cannot run `conv_pass`."""
+    _check_limit("kernel_size", tuple(conv_pass.kernel_size), 1, cfg.kernel_max,
+                 f"the accelerator's kernel_max {cfg.kernel_max}")
+    _check_limit("stride", tuple(conv_pass.stride), 1, cfg.stride_max,
+                 f"the accelerator's stride_max {cfg.stride_max}")
+    _check_limit("padding", tuple(conv_pass.padding), -PAD_MAX - 1, PAD_MAX,
+                 "the 16-bit signed PAD_T/PAD_L field")
+    _check_limit("input size", (conv_pass.in_rows.count, conv_pass.in_cols.count), 1,
+                 FIELD_MAX, "the 16-bit IN_H/IN_W field")
+    _check_limit("output size", (conv_pass.out_rows.count, conv_pass.out_cols.count), 1,
+                 FIELD_MAX, "the 16-bit OUT_H/OUT_W field")
+    kh, kw = conv_pass.kernel_size
+    if kh * kw > cfg.in_depth:
+        raise ValueError(f"kernel_size {tuple(conv_pass.kernel_size)} is not supported: one "
+                         f"output pixel reads a {kh}x{kw} input window, the accelerator's "
+                         f"in_depth {cfg.in_depth} allows at most {cfg.in_depth} elements")
+
+
+def plan_program(cfg, program, *, requant, capacity, timing=DEFAULT_TIMING):
+    """Plan `program` (a sw_driver.program.Program) on `cfg`.
 
     `requant` selects int8 outputs (MODE 1) over int32 (MODE 0); `capacity`
     is the accelerator memory available for the four regions, in bytes.
-    Raises ValueError naming the parameter when the hardware cannot take the
-    layer: dilation other than 1, kernel_size beyond cfg.kernel_max, stride
-    beyond cfg.stride_max, a one-pixel input window beyond cfg.in_depth,
-    sizes beyond the descriptor fields, or too little memory.
+    Raises ValueError naming the parameter when the hardware cannot take a
+    pass: kernel_size beyond cfg.kernel_max, stride beyond cfg.stride_max, a
+    one-pixel input window beyond cfg.in_depth, sizes beyond the descriptor
+    fields, or too little memory.
     """
-    if not isinstance(conv, Conv2dParams):
-        raise ValueError(f"conv must be a Conv2dParams, not {type(conv).__name__}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be an int >= 1, not {batch!r}")
-    if conv.dilation != (1, 1):
-        raise ValueError(f"dilation {conv.dilation} is not supported: the accelerator has "
-                         f"no dilation, only dilation=1 is allowed")
-    _check_limit("kernel_size", conv.kernel_size, 1, cfg.kernel_max,
-                 f"the accelerator's kernel_max {cfg.kernel_max}")
-    _check_limit("stride", conv.stride, 1, cfg.stride_max,
-                 f"the accelerator's stride_max {cfg.stride_max}")
-    out_h, out_w = conv.output_size(in_h, in_w)
-    _check_limit("padding", conv.padding, 0, PAD_MAX, "the 16-bit signed PAD_T/PAD_L field")
-    _check_limit("input size", (in_h, in_w), 1, FIELD_MAX, "the 16-bit IN_H/IN_W field")
-    _check_limit("output size", (out_h, out_w), 1, FIELD_MAX, "the 16-bit OUT_H/OUT_W field")
-    _check_limit("in_channels", conv.in_channels, 1, FIELD_MAX * cfg.rows,
+    batch, in_channels, in_h, in_w = program.input.shape
+    out_channels = program.out_channels
+    _check_limit("in_channels", in_channels, 1, FIELD_MAX * cfg.rows,
                  f"the 16-bit CI_BLOCKS field with {cfg.rows} channels per block")
-    _check_limit("out_channels", conv.out_channels, 1, FIELD_MAX * cfg.cols,
+    _check_limit("out_channels", out_channels, 1, FIELD_MAX * cfg.cols,
                  f"the 16-bit CO_BLOCKS field with {cfg.cols} channels per block")
-    kh, kw = conv.kernel_size
-    if kh * kw > cfg.in_depth:
-        raise ValueError(f"kernel_size {conv.kernel_size} is not supported: one output "
-                         f"pixel reads a {kh}x{kw} input window, the accelerator's in_depth "
-                         f"{cfg.in_depth} allows at most {cfg.in_depth} elements")
-
-    geometry = {"IN_H": in_h, "IN_W": in_w, "OUT_H": out_h, "OUT_W": out_w,
-                "KH": kh, "KW": kw, "SH": conv.stride[0], "SW": conv.stride[1],
-                "PAD_T": conv.padding[0], "PAD_L": conv.padding[1], "MODE": int(requant)}
     w_elem_bytes = cfg.w_elem_words * cfg.bus_bytes
-    tiles, block_ranges, weights_bytes = {}, [], 0
-    for cob_start, cob_stop, cib_start, cib_stop in _block_ranges(cfg, conv):
-        shape = (cob_stop - cob_start, cib_stop - cib_start)
-        if shape not in tiles:
-            tiles[shape] = choose_tile(cfg, {**geometry, "CO_BLOCKS": shape[0],
-                                             "CI_BLOCKS": shape[1]}, timing)
-        block_ranges.append(BlockRange(cob_start, cob_stop, cib_start, cib_stop,
-                                       weights_bytes, *tiles[shape]))
-        weights_bytes += shape[0] * shape[1] * kh * kw * w_elem_bytes
+    tiles, pass_plans, weights_bytes = {}, [], 0
+    for conv_pass in program.passes:
+        _check_pass(cfg, conv_pass)
+        geometry = PassPlan(conv_pass, ()).geometry()
+        kh, kw = conv_pass.kernel_size
+        block_ranges = []
+        for cob_start, cob_stop, cib_start, cib_stop in _block_ranges(
+                cfg, in_channels, out_channels, conv_pass.groups):
+            shape = (cob_stop - cob_start, cib_stop - cib_start)
+            key = (tuple(sorted(geometry.items())), shape)
+            if key not in tiles:
+                tiles[key] = choose_tile(cfg, {**geometry, "MODE": int(requant),
+                                               "CO_BLOCKS": shape[0], "CI_BLOCKS": shape[1]},
+                                         timing)
+            block_ranges.append(BlockRange(cob_start, cob_stop, cib_start, cib_stop,
+                                           weights_bytes, *tiles[key]))
+            weights_bytes += shape[0] * shape[1] * kh * kw * w_elem_bytes
+        pass_plans.append(PassPlan(conv_pass, tuple(block_ranges)))
 
-    plan = ConvPlan(
-        cfg=cfg, conv=conv, batch=batch, in_h=in_h, in_w=in_w, out_h=out_h, out_w=out_w,
-        requant=requant,
-        input=input_layout(cfg, batch, conv.in_channels, in_h, in_w),
-        output=output_layout(cfg, batch, conv.out_channels, out_h, out_w, requant),
-        block_ranges=tuple(block_ranges), weights_bytes=weights_bytes,
-        params_bytes=math.ceil(conv.out_channels / cfg.cols) * cfg.p_elem_words * cfg.bus_bytes)
+    plan = Plan(
+        cfg=cfg, batch=batch, requant=requant,
+        input=input_layout(cfg, batch, in_channels, in_h, in_w),
+        output=output_layout(cfg, batch, out_channels, *program.out_size, requant),
+        passes=tuple(pass_plans), weights_bytes=weights_bytes,
+        params_bytes=math.ceil(out_channels / cfg.cols) * cfg.p_elem_words * cfg.bus_bytes)
     if plan.total_bytes > capacity:
         sizes = ", ".join(f"{name} {size}" for name, size in plan.regions.items())
         raise ValueError(f"accelerator memory too small: the layer needs {plan.total_bytes} "

@@ -134,7 +134,7 @@ def bad_inputs(paths, tmp_path):
          "argument --stride: expected N or N,N"),
         (base + ["--groups", "2", "--stride", "5"],
          r"stride \(5, 5\) is not supported: the accelerator's stride_max 4 allows 1..4"),
-        (base + ["--groups", "2", "--dilation", "2"], r"dilation \(2, 2\) is not supported"),
+        (base + ["--groups", "2", "--dilation", "0"], r"dilation must be >= 1 on both axes"),
         (base + ["--groups", "two"], "argument --groups: invalid int value: 'two'"),
         (base + ["--groups", "2", "--backend", "fpga"], "argument --backend: invalid choice"),
         (base + ["--groups", "2", "--verilog", "x.v"], "--verilog needs --backend cosim"),

@@ -15,8 +15,20 @@ from sw_driver.layers import Conv2dParams
 from sw_driver.model import ModelTransport
 from sw_driver.quant import requantize
 from sw_driver.reference import conv2d_reference
-from sw_driver.tiler import choose_tile, plan_conv2d
+from sw_driver.program import conv2d_program
+from sw_driver.tiler import choose_tile, plan_program
 from sw_driver.transport import DoneTimeout
+
+
+def plan_conv2d(cfg, conv, batch, in_h, in_w, *, requant, capacity):
+    """The tiler's plan of a Conv2d (its only pass) on zero tensors."""
+    x = np.zeros((batch, conv.in_channels, in_h, in_w), dtype=np.int8)
+    zeros = np.zeros(conv.out_channels, dtype=np.int32)
+    program = conv2d_program(x, np.zeros(conv.weight_shape, dtype=np.int8), conv,
+                             zeros, zeros, zeros)
+    plan = plan_program(cfg, program, requant=requant, capacity=capacity)
+    assert len(plan.passes) == 1
+    return plan
 
 CONFIGS = {
     "8x8": AccelConfig(),
@@ -98,12 +110,12 @@ def test_random_layers_are_bit_exact(layer):
     batch, _, in_h, in_w = x.shape
     plan = plan_conv2d(cfg, conv, batch, in_h, in_w, requant=requant is not None,
                        capacity=accel.memory_limit)
-    assert stats["descriptors"] == batch * len(plan.block_ranges)
+    assert stats["descriptors"] == batch * len(plan.passes[0].block_ranges)
     assert stats["macs_useful"] == batch * conv.macs(in_h, in_w) <= stats["macs_issued"]
     assert stats["macs_issued"] == stats["active_cycles"] * cfg.pes
     assert stats["stall_cycles"] == stats["cycles"] - stats["active_cycles"]
     assert stats["utilization"] == stats["macs_useful"] / (cfg.pes * stats["cycles"])
-    for blocks in plan.block_ranges:
+    for blocks in plan.passes[0].block_ranges:
         assert blocks.tile_h * blocks.tile_w <= cfg.acc_depth
         assert (((blocks.tile_h - 1) * conv.stride[0] + conv.kernel_size[0])
                 * ((blocks.tile_w - 1) * conv.stride[1] + conv.kernel_size[1])) <= cfg.in_depth
@@ -126,7 +138,7 @@ def test_layer_with_every_kind_of_padding_channel():
 def test_groups_1_uses_one_descriptor_per_image():
     plan = plan_conv2d(CONFIGS["8x8"], Conv2dParams(40, 70, 3, padding=1), 2, 9, 9,
                        requant=False, capacity=1 << 20)
-    assert [(b.cob_start, b.cob_stop, b.cib_start, b.cib_stop) for b in plan.block_ranges] \
+    assert [(b.cob_start, b.cob_stop, b.cib_start, b.cib_stop) for b in plan.passes[0].block_ranges] \
         == [(0, 9, 0, 5)]
     assert len(plan.descriptors({name: 0 for name in plan.regions})) == 2
 
@@ -135,7 +147,7 @@ def test_depthwise_uses_one_descriptor_per_output_block():
     accel = ACCELERATORS["8x8"]
     plan = plan_conv2d(accel.cfg, Conv2dParams(64, 64, 3, padding=1, groups=64), 1, 8, 8,
                        requant=False, capacity=1 << 20)
-    assert [(b.cob_start, b.cob_stop, b.cib_start, b.cib_stop) for b in plan.block_ranges] \
+    assert [(b.cob_start, b.cob_stop, b.cib_start, b.cib_stop) for b in plan.passes[0].block_ranges] \
         == [(k, k + 1, k, k + 1) for k in range(8)]
     assert plan.weights_bytes == 8 * 9 * 64            # one 8x8 block-diagonal matrix per tap
 
@@ -144,7 +156,7 @@ def test_groups_sharing_an_input_range_share_a_descriptor():
     """groups=2, 16 -> 32 channels on 8x8: output blocks 0, 1 read input block 0, 2, 3 block 1."""
     plan = plan_conv2d(CONFIGS["8x8"], Conv2dParams(16, 32, 1, groups=2), 1, 4, 4,
                        requant=True, capacity=1 << 20)
-    assert [(b.cob_start, b.cob_stop, b.cib_start, b.cib_stop) for b in plan.block_ranges] \
+    assert [(b.cob_start, b.cob_stop, b.cib_start, b.cib_stop) for b in plan.passes[0].block_ranges] \
         == [(0, 2, 0, 1), (2, 4, 1, 2)]
 
 
@@ -153,7 +165,7 @@ def test_whole_row_tiles_when_they_fit(size):
     cfg = CONFIGS["8x8"]
     plan = plan_conv2d(cfg, Conv2dParams(64, 64, 3, padding=1), 1, size, size, requant=False,
                        capacity=1 << 24)
-    assert plan.block_ranges[0].tile_w == size
+    assert plan.passes[0].block_ranges[0].tile_w == size
 
 
 def test_tile_choice_minimises_the_modelled_cycles_among_whole_rows():
@@ -206,9 +218,6 @@ def conv_args(cin=8, cout=8, k=3, h=8, w=8, groups=1, seed=0):
 
 
 REFUSALS = [
-    (dict(), dict(dilation=2),
-     r"^dilation \(2, 2\) is not supported: the accelerator has no dilation, only dilation=1 "
-     r"is allowed$"),
     (dict(k=(8, 3), h=9), dict(),
      r"^kernel_size \(8, 3\) is not supported: the accelerator's kernel_max 7 allows 1..7$"),
     (dict(), dict(stride=(1, 5)),
@@ -221,7 +230,7 @@ REFUSALS = [
      r"^padding must be >= 0 on both axes, got \(-1, -1\)$"),
     (dict(), dict(padding=40000),
      r"^padding \(40000, 40000\) is not supported: the 16-bit signed PAD_T/PAD_L field "
-     r"allows 0..32767$"),
+     r"allows -32768..32767$"),
     (dict(), dict(requant=dict(multiplier=1 << 30, shift=32)),
      r"^shift must be in 0..31, not 32$"),
     (dict(), dict(requant=dict(multiplier=1 << 31, shift=3)),
