@@ -1,4 +1,4 @@
-"""Command line of the driver: `python -m sw_driver conv ...`.
+"""Command line of the driver.
 
     python -m sw_driver conv --input X.npy --weight W.npy [--bias B.npy]
         [--stride S|SH,SW] [--padding P|PH,PW] [--dilation D|DH,DW] [--groups G]
@@ -6,6 +6,9 @@
         [--out-multiplier M.npy --out-shift SH.npy | --out-scale S.npy]
         [--out-zero-point Z] [--act-min A] [--act-max B]
         --out Y.npy [--stats STATS.json]
+
+    python -m sw_driver deconv ... (the same options) [--output-padding P|PH,PW]
+        [--method split|split-fused|zero-insert|auto]
 
 Without --out-multiplier or --out-scale the output is the raw int32
 accumulator; with one of them it is requantised to int8. Every error is one
@@ -25,6 +28,7 @@ from hw.config import AccelConfig
 
 from .driver import Accelerator, AcceleratorError, Requant
 from .model import ModelTransport
+from .program import METHODS
 from .transport import TransportError
 
 __all__ = ["main", "build_parser", "CliError"]
@@ -55,35 +59,28 @@ def _int_or_pair(text):
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def build_parser():
-    """The argument parser, one subcommand per operation."""
-    parser = _Parser(prog="python -m sw_driver",
-                     description="Run layers on the convolution accelerator.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                     metavar="COMMAND")
-    conv = commands.add_parser("conv", help="one Conv2d layer (PyTorch semantics)",
-                               description="One Conv2d layer with PyTorch semantics.")
-    conv.add_argument("--input", required=True, type=Path, metavar="X.npy",
-                      help="int8 activations (N, C_in, H, W)")
-    conv.add_argument("--weight", required=True, type=Path, metavar="W.npy",
-                      help="int8 weights (C_out, C_in/groups, KH, KW)")
-    conv.add_argument("--bias", type=Path, metavar="B.npy", help="int32 bias (C_out,)")
-    conv.add_argument("--stride", type=_int_or_pair, default=1, metavar="S|SH,SW")
-    conv.add_argument("--padding", type=_int_or_pair, default=0, metavar="P|PH,PW")
-    conv.add_argument("--dilation", type=_int_or_pair, default=1, metavar="D|DH,DW",
-                      help="only 1: the accelerator has no dilation")
-    conv.add_argument("--groups", type=int, default=1, metavar="G")
-    conv.add_argument("--backend", choices=("model", "cosim"), default="model",
-                      help="NumPy model (default) or RTL cosimulation")
-    conv.add_argument("--verilog", type=Path, metavar="PATH",
-                      help="cosim: conv_accel.v written by `python -m gen`, with its "
-                           "manifest conv_accel.json beside it (default: generate the "
-                           "default configuration)")
-    conv.add_argument("--out", required=True, type=Path, metavar="Y.npy",
-                      help="output (N, C_out, OH, OW): int32, or int8 when requantised")
-    conv.add_argument("--stats", type=Path, metavar="STATS.json",
-                      help="write the performance statistics as JSON")
-    requant = conv.add_argument_group(
+def _add_layer_arguments(command, weight_shape):
+    """The options `conv` and `deconv` share."""
+    command.add_argument("--input", required=True, type=Path, metavar="X.npy",
+                         help="int8 activations (N, C_in, H, W)")
+    command.add_argument("--weight", required=True, type=Path, metavar="W.npy",
+                         help=f"int8 weights {weight_shape}")
+    command.add_argument("--bias", type=Path, metavar="B.npy", help="int32 bias (C_out,)")
+    command.add_argument("--stride", type=_int_or_pair, default=1, metavar="S|SH,SW")
+    command.add_argument("--padding", type=_int_or_pair, default=0, metavar="P|PH,PW")
+    command.add_argument("--dilation", type=_int_or_pair, default=1, metavar="D|DH,DW")
+    command.add_argument("--groups", type=int, default=1, metavar="G")
+    command.add_argument("--backend", choices=("model", "cosim"), default="model",
+                         help="NumPy model (default) or RTL cosimulation")
+    command.add_argument("--verilog", type=Path, metavar="PATH",
+                         help="cosim: conv_accel.v written by `python -m gen`, with its "
+                              "manifest conv_accel.json beside it (default: generate the "
+                              "default configuration)")
+    command.add_argument("--out", required=True, type=Path, metavar="Y.npy",
+                         help="output (N, C_out, OH, OW): int32, or int8 when requantised")
+    command.add_argument("--stats", type=Path, metavar="STATS.json",
+                         help="write the performance statistics as JSON")
+    requant = command.add_argument_group(
         "int8 output", "requantisation per output channel: clamp(rdivpot(srdhm(acc, "
         "multiplier), shift) + zero point, act-min, act-max)")
     scaling = requant.add_mutually_exclusive_group()
@@ -96,7 +93,30 @@ def build_parser():
     requant.add_argument("--out-zero-point", type=int, metavar="Z", help="int8, default 0")
     requant.add_argument("--act-min", type=int, metavar="A", help="int8, default -128")
     requant.add_argument("--act-max", type=int, metavar="B", help="int8, default 127")
-    conv.set_defaults(run=_run_conv)
+
+
+def build_parser():
+    """The argument parser, one subcommand per operation."""
+    parser = _Parser(prog="python -m sw_driver",
+                     description="Run layers on the convolution accelerator.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                     metavar="COMMAND")
+    conv = commands.add_parser("conv", help="one Conv2d layer (PyTorch semantics)",
+                               description="One Conv2d layer with PyTorch semantics.")
+    _add_layer_arguments(conv, "(C_out, C_in/groups, KH, KW)")
+    conv.set_defaults(run=_run_layer, layer=_conv_layer)
+    deconv = commands.add_parser(
+        "deconv", help="one ConvTranspose2d layer (PyTorch semantics)",
+        description="One ConvTranspose2d layer with PyTorch semantics, run as ordinary "
+                    "convolutions on the unmodified accelerator.")
+    _add_layer_arguments(deconv, "(C_in, C_out/groups, KH, KW)")
+    deconv.add_argument("--output-padding", type=_int_or_pair, default=0, metavar="P|PH,PW")
+    deconv.add_argument("--method", choices=(*METHODS, "auto"), default="auto",
+                        help="split: one stride-1 convolution per output phase, strided "
+                             "stores; split-fused: phases stacked as output channels; "
+                             "zero-insert: the usual baseline; auto (default): the fastest "
+                             "by the cycle model")
+    deconv.set_defaults(run=_run_layer, layer=_deconv_layer)
     return parser
 
 
@@ -170,8 +190,20 @@ def _cosim_transport(args, stack):
     return CosimTransport(cfg, str(verilog))
 
 
-def _run_conv(args):
-    """The `conv` subcommand."""
+def _conv_layer(accelerator, args, x, w, bias, requant):
+    return accelerator.conv2d(x, w, bias, stride=args.stride, padding=args.padding,
+                              dilation=args.dilation, groups=args.groups, requant=requant)
+
+
+def _deconv_layer(accelerator, args, x, w, bias, requant):
+    return accelerator.conv_transpose2d(
+        x, w, bias, stride=args.stride, padding=args.padding,
+        output_padding=args.output_padding, dilation=args.dilation, groups=args.groups,
+        method=args.method, requant=requant)
+
+
+def _run_layer(args):
+    """The `conv` and `deconv` subcommands."""
     if args.verilog is not None and args.backend != "cosim":
         raise CliError("--verilog needs --backend cosim")
     x = _load("--input", args.input, ("int8",), (4,))
@@ -184,9 +216,7 @@ def _run_conv(args):
         else:
             transport = _cosim_transport(args, stack)
         stack.enter_context(transport)
-        y, stats = Accelerator(transport).conv2d(
-            x, w, bias, stride=args.stride, padding=args.padding, dilation=args.dilation,
-            groups=args.groups, requant=requant)
+        y, stats = args.layer(Accelerator(transport), args, x, w, bias, requant)
     np.save(args.out, y)
     if args.stats is not None:
         args.stats.write_text(json.dumps(stats, indent=2) + "\n")

@@ -153,7 +153,8 @@ def bad_inputs(paths, tmp_path):
         (base + ["--groups", "2", "--out-scale", paths["x"]],
          "--out-scale .*x.npy: dtype must be float16 or float32 or float64, got int8"),
         (base[:-2] + ["--groups", "2"], "the following arguments are required: --out"),
-        (["deconv"], "argument COMMAND: invalid choice: 'deconv'"),
+        (["deconv"], "deconv: the following arguments are required: --input, --weight, --out"),
+        (["bench2"], "argument COMMAND: invalid choice: 'bench2'"),
         ([], "the following arguments are required: COMMAND"),
         (base[:-1] + [tmp_path / "no" / "dir" / "y.npy", "--groups", "2"], "No such file"),
     ]
