@@ -117,6 +117,21 @@ def build_parser():
                              "zero-insert: the usual baseline; auto (default): the fastest "
                              "by the cycle model")
     deconv.set_defaults(run=_run_layer, layer=_deconv_layer)
+    demo = commands.add_parser(
+        "demo", help="the main job: layers in RTL cosimulation, checked bit-exactly",
+        description="Run a convolution and a DCGAN transposed convolution layer in RTL "
+                    "cosimulation, check them bit-exactly against NumPy and print cycles, "
+                    "utilisation and the speed-up of split over zero insertion.")
+    demo.add_argument("--verilog", type=Path, metavar="PATH",
+                      help="conv_accel.v written by `python -m gen` (default: generate the "
+                           "default configuration)")
+    demo.set_defaults(run=_run_demo)
+    bench = commands.add_parser(
+        "bench", help="benchmarks in RTL cosimulation (results, tables and plots)",
+        description="Benchmarks: the GAN workloads, each method, in RTL cosimulation.")
+    from . import bench as bench_module
+    bench_module.add_arguments(bench)
+    bench.set_defaults(run=bench_module.run)
     return parser
 
 
@@ -221,6 +236,11 @@ def _run_layer(args):
     if args.stats is not None:
         args.stats.write_text(json.dumps(stats, indent=2) + "\n")
     return 0
+
+
+def _run_demo(args):
+    from .demo import run_demo
+    return run_demo(args.verilog)
 
 
 def main(argv=None):
