@@ -1,8 +1,8 @@
 """Top level of the convolution accelerator: registers, descriptor checks,
 performance counters, on-chip buffers and the load / compute / store stages.
 
-Nothing here knows about transposed convolution: the host expresses it as
-ordinary convolution descriptors with strided output pitches.
+The hardware knows convolution only; other operators reach it as ordinary
+convolution descriptors built by the host driver.
 """
 
 from amaranth import *
