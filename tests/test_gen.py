@@ -41,7 +41,7 @@ def test_config_type_errors():
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    cfg = AccelConfig(rows=4, cols=16, in_depth=512)
+    cfg = AccelConfig(rows=3, cols=5, in_depth=512)
     return cfg, generate(cfg, tmp_path_factory.mktemp("gen"))
 
 
@@ -50,7 +50,7 @@ def test_manifest(generated):
     manifest = json.loads(paths["manifest"].read_text())
     assert manifest["top"] == "conv_accel"
     assert manifest["parameters"] == cfg.as_dict()
-    assert manifest["derived"]["pes"] == 64
+    assert manifest["derived"]["pes"] == 15
     assert manifest["derived"]["in_elem_words"] == cfg.in_elem_words
     ports = {port["name"]: port for port in manifest["ports"]}
     assert ports["m_axi_wdata"] == {"name": "m_axi_wdata", "direction": "output", "width": 64}
@@ -78,7 +78,7 @@ def test_c_header_compiles_and_agrees(generated, tmp_path):
     output = subprocess.run([str(tmp_path / "check")], check=True, capture_output=True,
                             text=True).stdout.split()
     kh = REG["DESC"] + 4 * [name for name, _, _ in DESC_FIELDS].index("KH")
-    assert output == [str(REG["STATUS"]), str(kh), "4", str(ERROR["WINDOW"])]
+    assert output == [str(REG["STATUS"]), str(kh), "3", str(ERROR["WINDOW"])]
 
 
 def test_verilator_lint_is_clean(generated):
