@@ -257,6 +257,49 @@ class BurstPlanner(wiring.Component):
         return m
 
 
+def _issue_bursts(m, engine, prefix, retire):
+    """Address side shared by `ReadEngine` and `WriteEngine`; returns the address handshake.
+
+    Adds a `BurstPlanner` (submodule "planner") fed by `engine.cmd` whose burst
+    register drives the AXI address channel named by `prefix` ("ar" or "aw"),
+    and counts the bursts in flight: one more per address handshake, one fewer
+    in each cycle `retire` is high (last R beat, or B response). The planner
+    gets credit while those plus a burst waiting in its register stay below
+    `engine._max_outstanding`; `engine.idle` = planner not busy and none in flight.
+    """
+    cfg = engine._cfg
+    axi = engine.axi
+    m.submodules.planner = planner = BurstPlanner(cfg)
+    wiring.connect(m, wiring.flipped(engine.cmd), planner.cmd)
+
+    def chan(name):
+        return getattr(axi, prefix + name)
+
+    m.d.comb += [
+        chan("addr").eq(planner.burst.payload.addr),
+        chan("len").eq(planner.burst.payload.len),
+        chan("size").eq((cfg.bus_bytes - 1).bit_length()),
+        chan("burst").eq(BURST_INCR),
+        chan("cache").eq(AXCACHE),
+        chan("prot").eq(AXPROT),
+        chan("valid").eq(planner.burst.valid),
+        planner.burst.ready.eq(chan("ready")),
+    ]
+    fire = chan("valid") & chan("ready")
+
+    # Bursts whose address was accepted and that are not retired yet.
+    inflight = Signal(range(engine._max_outstanding + 1))
+    with m.If(fire & ~retire):
+        m.d.sync += inflight.eq(inflight + 1)
+    with m.Elif(retire & ~fire):
+        m.d.sync += inflight.eq(inflight - 1)
+    m.d.comb += [
+        planner.credit.eq(inflight + planner.burst.valid < engine._max_outstanding),
+        engine.idle.eq(~planner.busy & (inflight == 0)),
+    ]
+    return fire
+
+
 class ReadEngine(wiring.Component):
     """AXI4 read DMA: transfer commands in, the words read out as a stream.
 
@@ -296,44 +339,19 @@ class ReadEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self._cfg
         axi = self.axi
-        m.submodules.planner = planner = BurstPlanner(cfg)
-        wiring.connect(m, wiring.flipped(self.cmd), planner.cmd)
-
-        m.d.comb += [
-            axi.araddr.eq(planner.burst.payload.addr),
-            axi.arlen.eq(planner.burst.payload.len),
-            axi.arsize.eq((cfg.bus_bytes - 1).bit_length()),
-            axi.arburst.eq(BURST_INCR),
-            axi.arcache.eq(AXCACHE),
-            axi.arprot.eq(AXPROT),
-            axi.arvalid.eq(planner.burst.valid),
-            planner.burst.ready.eq(axi.arready),
-        ]
+        r_beat = axi.rvalid & axi.rready
+        # A burst is in flight until its last R beat arrives.
+        _issue_bursts(m, self, "ar", retire=r_beat & axi.rlast)
 
         m.d.comb += [
             self.data.payload.eq(axi.rdata),
             self.data.valid.eq(axi.rvalid),
             axi.rready.eq(self.data.ready),
         ]
-        r_beat = axi.rvalid & axi.rready
         m.d.comb += [
             self.beats.eq(r_beat),
             self.error.eq(r_beat & (axi.rresp != RESP_OKAY)),
-        ]
-
-        # Bursts whose address was accepted and whose last beat has not arrived.
-        inflight = Signal(range(self._max_outstanding + 1))
-        ar_fire = axi.arvalid & axi.arready
-        r_end = r_beat & axi.rlast
-        with m.If(ar_fire & ~r_end):
-            m.d.sync += inflight.eq(inflight + 1)
-        with m.Elif(r_end & ~ar_fire):
-            m.d.sync += inflight.eq(inflight - 1)
-        m.d.comb += [
-            planner.credit.eq(inflight + planner.burst.valid < self._max_outstanding),
-            self.idle.eq(~planner.busy & (inflight == 0)),
         ]
         return m
 
@@ -382,23 +400,11 @@ class WriteEngine(wiring.Component):
         m = Module()
         cfg = self._cfg
         axi = self.axi
-        m.submodules.planner = planner = BurstPlanner(cfg)
-        wiring.connect(m, wiring.flipped(self.cmd), planner.cmd)
-
-        m.d.comb += [
-            axi.awaddr.eq(planner.burst.payload.addr),
-            axi.awlen.eq(planner.burst.payload.len),
-            axi.awsize.eq((cfg.bus_bytes - 1).bit_length()),
-            axi.awburst.eq(BURST_INCR),
-            axi.awcache.eq(AXCACHE),
-            axi.awprot.eq(AXPROT),
-            axi.awvalid.eq(planner.burst.valid),
-            planner.burst.ready.eq(axi.awready),
-        ]
-        aw_fire = axi.awvalid & axi.awready
+        # A burst is in flight until its B response arrives (BREADY is always 1).
+        aw_fire = _issue_bursts(m, self, "aw", retire=axi.bvalid)
 
         # Lengths of the bursts whose address went out, for the W side. It
-        # never overflows: it holds at most `inflight` entries.
+        # never overflows: it holds at most one entry per burst in flight.
         m.submodules.w_lens = w_lens = SyncFIFOBuffered(width=8, depth=self._max_outstanding)
         m.d.comb += [w_lens.w_en.eq(aw_fire), w_lens.w_data.eq(axi.awlen)]
 
@@ -422,16 +428,5 @@ class WriteEngine(wiring.Component):
             axi.bready.eq(1),
             self.beats.eq(w_fire),
             self.error.eq(axi.bvalid & (axi.bresp != RESP_OKAY)),
-        ]
-
-        # Bursts whose address was accepted and whose B response has not arrived.
-        inflight = Signal(range(self._max_outstanding + 1))
-        with m.If(aw_fire & ~axi.bvalid):
-            m.d.sync += inflight.eq(inflight + 1)
-        with m.Elif(axi.bvalid & ~aw_fire):
-            m.d.sync += inflight.eq(inflight - 1)
-        m.d.comb += [
-            planner.credit.eq(inflight + planner.burst.valid < self._max_outstanding),
-            self.idle.eq(~planner.busy & (inflight == 0)),
         ]
         return m

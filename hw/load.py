@@ -10,6 +10,18 @@ from .jobs import JobLayout, DescLayout
 __all__ = ["LoadStage"]
 
 
+def _assemble(m, asm, full, word_idx, elem_words, elem, en):
+    """Take one bus word into the element of `elem_words` words assembled in `asm`:
+    `asm` becomes `full` (the word shifted in on top), and on the element's last
+    word (`word_idx`) `en` pulses to write `full` at `elem`, which moves on."""
+    m.d.sync += asm.eq(full)
+    with m.If(word_idx == elem_words - 1):
+        m.d.comb += en.eq(1)
+        m.d.sync += [word_idx.eq(0), elem.eq(elem + 1)]
+    with m.Else():
+        m.d.sync += word_idx.eq(word_idx + 1)
+
+
 class LoadStage(wiring.Component):
     """Members:
 
@@ -136,17 +148,7 @@ class LoadStage(wiring.Component):
                 m.d.sync += params.eq(self.params)
                 m.d.comb += self.params_en.eq(1)
             with m.Elif(received < p_words + w_words):
-                m.d.sync += w_asm.eq(w_full)
-                with m.If(w_word_idx == cfg.w_elem_words - 1):
-                    m.d.comb += self.w_en.eq(1)
-                    m.d.sync += [w_word_idx.eq(0), w_elem.eq(w_elem + 1)]
-                with m.Else():
-                    m.d.sync += w_word_idx.eq(w_word_idx + 1)
+                _assemble(m, w_asm, w_full, w_word_idx, cfg.w_elem_words, w_elem, self.w_en)
             with m.Else():
-                m.d.sync += in_asm.eq(in_full)
-                with m.If(in_word_idx == cfg.in_elem_words - 1):
-                    m.d.comb += self.in_en.eq(1)
-                    m.d.sync += [in_word_idx.eq(0), in_elem.eq(in_elem + 1)]
-                with m.Else():
-                    m.d.sync += in_word_idx.eq(in_word_idx + 1)
+                _assemble(m, in_asm, in_full, in_word_idx, cfg.in_elem_words, in_elem, self.in_en)
         return m

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
 
 from sw_driver.layers import Conv2dParams, ConvTranspose2dParams
 from sw_driver.reference import conv_transpose2d_reference
@@ -17,62 +17,9 @@ from sw_driver.split import (
     fused_phases, mac_counts, run_split_fused_numpy, run_split_numpy, run_zero_insert_numpy,
     split_phases, zero_insert)
 
+from layer_cases import random_tensors, transposed_cases
+
 FORMS = (run_split_numpy, run_split_fused_numpy, run_zero_insert_numpy)
-
-
-# ---------------------------------------------------------------------------
-# Strategies
-
-
-def _fill(rng, shape, mode, dtype):
-    """Random integers of `dtype`: uniform, its minimum everywhere, or its two extremes."""
-    info = np.iinfo(dtype)
-    if mode == "uniform":
-        return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
-    if mode == "minimum":
-        return np.full(shape, info.min, dtype)
-    return rng.choice(np.array([info.min, info.max], dtype), size=shape)
-
-
-@st.composite
-def transposed_cases(draw):
-    """Any valid layer (K 1..7, s 1..4, d 1..3, every p and op, groups 1/2/depthwise,
-    channels 1..9), input 1..9 x 1..9, batch 1..2, int8 data with extremes."""
-    kind = draw(st.sampled_from(["single", "pair", "depthwise"]))
-    if kind == "single":
-        c_in, c_out, groups = draw(st.integers(1, 9)), draw(st.integers(1, 9)), 1
-    elif kind == "pair":
-        c_in, c_out, groups = 2 * draw(st.integers(1, 4)), 2 * draw(st.integers(1, 4)), 2
-    else:
-        c_in = groups = draw(st.integers(1, 9))
-        c_out = c_in * draw(st.integers(1, 9 // c_in))
-    k, s, d, p, op, size = [], [], [], [], [], []
-    for _ in range(2):
-        k.append(draw(st.integers(1, 7)))
-        s.append(draw(st.integers(1, 4)))
-        d.append(draw(st.integers(1, 3)))
-        op.append(draw(st.integers(0, max(s[-1], d[-1]) - 1)))
-        size.append(draw(st.integers(1, 9)))
-        p_max = ((size[-1] - 1) * s[-1] + d[-1] * (k[-1] - 1) + op[-1]) // 2
-        p.append(draw(st.integers(0, p_max)))
-    params = ConvTranspose2dParams(c_in, c_out, tuple(k), tuple(s), tuple(p), tuple(op),
-                                   groups, tuple(d))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    x_mode, w_mode, b_mode = (draw(st.sampled_from(["uniform", "minimum", "extremes"]))
-                              for _ in range(3))
-    x = _fill(rng, (draw(st.integers(1, 2)), c_in, *size), x_mode, np.int8)
-    w = _fill(rng, params.weight_shape, w_mode, np.int8)
-    bias = None if draw(st.booleans()) else _fill(rng, (c_out,), b_mode, np.int32)
-    return params, x, w, bias
-
-
-def _random_tensors(params, size, batch=2, seed=0):
-    """Uniform int8 x, w and int32 bias for `params` and an input of `size`."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-128, 127, (batch, params.in_channels, *size), np.int8, endpoint=True)
-    w = rng.integers(-128, 127, params.weight_shape, np.int8, endpoint=True)
-    bias = rng.integers(-2**31, 2**31 - 1, params.out_channels, np.int32, endpoint=True)
-    return x, w, bias
 
 
 def _assert_all_forms_exact(params, x, w, bias):
@@ -91,13 +38,14 @@ def _assert_all_forms_exact(params, x, w, bias):
 @settings(max_examples=400, deadline=None)
 @given(transposed_cases())
 def test_every_form_is_bit_exact(case):
-    _assert_all_forms_exact(*case)
+    params, tensors = case
+    _assert_all_forms_exact(params, *tensors)
 
 
 @settings(max_examples=400, deadline=None)
 @given(transposed_cases())
 def test_phase_structure(case):
-    params, x, _, _ = case
+    params, (x, _, _) = case
     in_h, in_w = x.shape[2:]
     out = params.output_size(in_h, in_w)
     phases = split_phases(params, in_h, in_w)
@@ -128,7 +76,7 @@ def test_phase_structure(case):
 @settings(max_examples=300, deadline=None)
 @given(transposed_cases())
 def test_mac_counts_are_ordered(case):
-    params, x, _, _ = case
+    params, (x, _, _) = case
     counts = mac_counts(params, *x.shape[2:])
     assert counts.useful <= counts.split <= counts.fused
     assert counts.split <= counts.zero_insert
@@ -178,14 +126,14 @@ def test_dcgan_k4_s2_p1():
         ((1, 0), (2, 0), (3, 1), (0, 1), (1, 0), (4, 4)),
         ((1, 1), (2, 0), (2, 0), (0, 0), (1, 1), (4, 4)),
     ]
-    _assert_all_forms_exact(params, *_random_tensors(params, (4, 4)))
+    _assert_all_forms_exact(params, *random_tensors(params, (4, 4)))
 
 
 def test_dcgan_fixed_mapping_is_one_pixel_off():
     """The mapping exact only when s divides K - p (taps k = phi, phi + 2 read t-1, t)
     is not PyTorch's for p = 1: a bit-exact comparison must see the difference."""
     params = ConvTranspose2dParams(1, 1, (4, 1), (2, 1), (1, 0))
-    x, w, _ = _random_tensors(params, (5, 1), 1)
+    x, w, _ = random_tensors(params, (5, 1), 1)
     y = conv_transpose2d_reference(x, w, None, params)[0, 0, :, 0].astype(np.int64)
     xs, ws = np.pad(x[0, 0, :, 0].astype(np.int64), 1), w[0, 0, :, 0].astype(np.int64)
     fixed = np.empty_like(y)
@@ -202,7 +150,7 @@ def test_k3_s2_p1_gives_2h_minus_1_with_unequal_phases():
     assert [(ph.taps_h, ph.padding[0], ph.out_size[0]) for ph in phases[::2]] == [
         ((1,), 0, 6), ((2, 0), 0, 5)]
     assert [ph.kernel_size for ph in phases] == [(1, 1), (1, 2), (2, 1), (2, 2)]
-    _assert_all_forms_exact(params, *_random_tensors(params, (6, 6)))
+    _assert_all_forms_exact(params, *random_tensors(params, (6, 6)))
 
 
 def test_k5_s2_tf_same():
@@ -211,7 +159,7 @@ def test_k5_s2_tf_same():
     assert params.output_size(8, 8) == (18, 18)
     assert [(ph.taps_h, ph.padding[0], ph.out_size[0]) for ph in phases[::2]] == [
         ((3, 1), 1, 9), ((4, 2, 0), 1, 9)]
-    _assert_all_forms_exact(params, *_random_tensors(params, (8, 8)))
+    _assert_all_forms_exact(params, *random_tensors(params, (8, 8)))
 
 
 @pytest.mark.parametrize("params", [
@@ -221,7 +169,7 @@ def test_k5_s2_tf_same():
 ])
 def test_kernel_smaller_than_stride_leaves_bias_only_phases(params):
     phases = split_phases(params, 3, 3)
-    x, w, bias = _random_tensors(params, (3, 3))
+    x, w, bias = random_tensors(params, (3, 3))
     y = conv_transpose2d_reference(x, w, bias, params)
     empty = [ph for ph in phases if not ph.has_taps]
     assert empty and all(ph.macs == 0 for ph in empty)
@@ -247,7 +195,7 @@ def test_dilation_and_stride(d, s, k, p, op, dilation, phases_with_taps):
     # With gcd(d, s) > 1 only phases with (phi + p) a multiple of the gcd have taps.
     assert [ph.origin[1] for ph in phases[:s] if ph.taps_w] == phases_with_taps
     assert all((phi + p) % math.gcd(d, s) == 0 for phi in phases_with_taps)
-    _assert_all_forms_exact(params, *_random_tensors(params, (4, 4)))
+    _assert_all_forms_exact(params, *random_tensors(params, (4, 4)))
 
 
 @pytest.mark.parametrize("params", [
@@ -258,7 +206,7 @@ def test_dilation_and_stride(d, s, k, p, op, dilation, phases_with_taps):
     ConvTranspose2dParams(2, 2, 7, 4, 3, 3, dilation=3),
 ])
 def test_1x1_input(params):
-    _assert_all_forms_exact(params, *_random_tensors(params, (1, 1)))
+    _assert_all_forms_exact(params, *random_tensors(params, (1, 1)))
 
 
 def test_phases_without_outputs():
@@ -277,7 +225,7 @@ def test_fcn_k16_s8_p4():
     assert {ph.out_size for ph in phases} == {(3, 3)}
     fused = fused_phases(params, 3, 3)
     assert fused.kernel_size == (2, 2) and fused.channels == 64 * 2
-    _assert_all_forms_exact(params, *_random_tensors(params, (3, 3)))
+    _assert_all_forms_exact(params, *random_tensors(params, (3, 3)))
 
 
 def test_negative_padding_crops():
@@ -286,7 +234,7 @@ def test_negative_padding_crops():
     assert params.output_size(6, 6) == (9, 9)
     phases = split_phases(params, 6, 6)
     assert {ph.padding[0] for ph in phases if ph.taps_h} == {-2}
-    _assert_all_forms_exact(params, *_random_tensors(params, (6, 6)))
+    _assert_all_forms_exact(params, *random_tensors(params, (6, 6)))
 
 
 def test_sub_weight_swaps_channels_per_group():
@@ -336,7 +284,7 @@ def test_fused_channel_order_is_group_phase_channel():
     bias = np.arange(6, dtype=np.int32)
     np.testing.assert_array_equal(fused.bias(bias), [0, 1, 2] * 4 + [3, 4, 5] * 4)
     assert fused.bias(None) is None
-    _, w, _ = _random_tensors(params, (2, 2))
+    _, w, _ = random_tensors(params, (2, 2))
     stacked = fused.weight(w)
     assert stacked.shape == (24, 2, 1, 1)
     for index, phase in enumerate(fused.phases):
@@ -366,7 +314,7 @@ def test_zero_insert_crops_when_padding_exceeds_the_kernel():
     params = ConvTranspose2dParams(1, 1, 1, 3, 1, 1)
     form = zero_insert(params, 3, 3)
     assert form.padding == (-1, -1) and form.padding_far == (0, 0)
-    _assert_all_forms_exact(params, *_random_tensors(params, (3, 3)))
+    _assert_all_forms_exact(params, *random_tensors(params, (3, 3)))
 
 
 # ---------------------------------------------------------------------------
@@ -424,7 +372,7 @@ def test_sub_weight_refuses_a_wrong_shape():
 
 def test_run_forms_check_tensors():
     params = ConvTranspose2dParams(2, 2, 3, 2)
-    x, w, _ = _random_tensors(params, (2, 2))
+    x, w, _ = random_tensors(params, (2, 2))
     for form in FORMS:
         with pytest.raises(ValueError, match="^bias dtype must be int32, got int64$"):
             form(x, w, np.zeros(2, np.int64), params)
