@@ -62,6 +62,7 @@ from .quant import quantize_multiplier, requantize
 from .reference import conv2d_reference, conv_transpose2d_reference
 from .split import fused_phases, mac_counts
 from .transport import Transport
+from sim.bench import RecordingTransport
 
 __all__ = ["add_arguments", "run", "BenchError", "BenchOptions", "Recorder",
            "TimingModelTransport", "run_bench", "check_model_error", "check_results",
@@ -93,8 +94,9 @@ class BenchError(RuntimeError):
 # Transports
 
 
-class Recorder(Transport):
-    """Forwards to `inner` and records what the driver did.
+class Recorder(RecordingTransport):
+    """A RecordingTransport that also decodes every descriptor started and times
+    the waits.
 
     `descriptors`: the decoded descriptor of every CTRL.start; `image` and
     `regs`: the memory and register writes before the first start (the job's
@@ -103,7 +105,7 @@ class Recorder(Transport):
     """
 
     def __init__(self, inner):
-        self.inner = inner
+        super().__init__(inner)
         self.clear()
 
     def clear(self):
@@ -115,46 +117,23 @@ class Recorder(Transport):
     def write_reg(self, offset, value):
         if offset == REG["CTRL"] and value & CTRL_START:
             self.descriptors.append(decode_descriptor(self._raw)[0])
-            self.started = True
-        else:
-            for name, _, _ in DESC_FIELDS:
-                if desc_offset(name) == offset:
-                    self._raw[name] = value
-            if not self.started:
-                self.regs.append((offset, value))
-        self.inner.write_reg(offset, value)
-
-    def read_reg(self, offset):
-        return self.inner.read_reg(offset)
-
-    def write_mem(self, addr, data):
-        if not self.started:
-            self.image.append((addr, bytes(data)))
-        self.inner.write_mem(addr, data)
-
-    def read_mem(self, addr, length):
-        if self.started and length:
-            self.reads.append((addr, length))
-        return self.inner.read_mem(addr, length)
+        for name, _, _ in DESC_FIELDS:
+            if desc_offset(name) == offset:
+                self._raw[name] = value
+        super().write_reg(offset, value)
 
     def wait_done(self, max_cycles):
         start = time.perf_counter()
-        cycles = self.inner.wait_done(max_cycles)
+        cycles = super().wait_done(max_cycles)
         self.wait_seconds += time.perf_counter() - start
         self.wait_cycles += cycles
         return cycles
-
-    @property
-    def mem_size(self):
-        return self.inner.mem_size
 
     def first_job(self):
         """The first descriptor's job: image, register writes, and the range read after it."""
         if not self.started:
             raise BenchError("no descriptor was started")
-        lo = min(a for a, _ in self.reads)
-        hi = max(a + n for a, n in self.reads)
-        return {"image": list(self.image), "regs": list(self.regs), "dump": (lo, hi - lo)}
+        return self.job()
 
 
 class TimingModelTransport(ModelTransport):
