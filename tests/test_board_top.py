@@ -1,0 +1,131 @@
+# amaranth: UnusedElaboratable=no
+"""Board tops and constraint files: every constrained port exists in the
+generated top and every port of the top is constrained; board definitions,
+the PLL parameters (against yowasp-ecppll) and the constructors' checks."""
+
+import fnmatch
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hw.board.boards import BOARDS, BoardError, get_board
+from hw.board.synth import DSP_POLICIES
+from hw.board.top import BoardCore, BoardTop, board_verilog
+from hw.config import AccelConfig
+
+CONSTRAINTS = Path(__file__).resolve().parents[1] / "constraints"
+
+
+def top_port_bits(verilog_text):
+    """{bit name: direction} of module board_top, buses as name[i]."""
+    module = verilog_text[verilog_text.index("module board_top("):]
+    module = module[:module.index("endmodule")]
+    bits = {}
+    for direction, msb, name in re.findall(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?(\w+);",
+                                           module, re.M):
+        if msb:
+            bits.update({f"{name}[{i}]": direction for i in range(int(msb) + 1)})
+        else:
+            bits[name] = direction
+    return bits
+
+
+def constrained_pins(path):
+    """({port bit: pin}, [every port pattern the file refers to])."""
+    text = path.read_text()
+    if path.suffix == ".pcf":
+        pins = {}
+        for line in text.splitlines():
+            tokens = line.split("#")[0].split()
+            if tokens and tokens[0] == "set_io":
+                pins[tokens[-2]] = tokens[-1]
+        return pins, list(pins)
+    if path.suffix == ".lpf":
+        pins = dict(re.findall(r'LOCATE COMP "([^"]+)" SITE "([^"]+)";', text))
+        return pins, re.findall(r'PORT "([^"]+)"', text) + list(pins)
+    pins = dict((name, pin) for pin, name in re.findall(
+        r"PACKAGE_PIN (\w+)\s+IOSTANDARD \w+ \} \[get_ports \{ ([^ }]+) \}\]", text))
+    patterns = [name for group in re.findall(r"get_ports \{([^}]*)\}", text)
+                for name in group.split()]
+    return pins, patterns
+
+
+@pytest.fixture(scope="module")
+def tops():
+    return {name: top_port_bits(board_verilog(board, image="link"))
+            for name, board in BOARDS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_constraints_match_top_ports(name, tops):
+    board = BOARDS[name]
+    bits = tops[name]
+    pins, patterns = constrained_pins(board.constraint_file)
+    assert set(pins) == set(bits), (f"constrained but not in the top: {set(pins) - set(bits)}; "
+                                    f"in the top but not constrained: {set(bits) - set(pins)}")
+    for pattern in patterns:
+        assert fnmatch.filter(bits, pattern.replace("[", "[[]")) or pattern in bits, pattern
+    assert len(set(pins.values())) == len(pins), "two ports on one pin"
+    expected = {f"led[{i}]": "output" for i in range(board.leds)}
+    expected.update(clk_in="input", rst_n="input", uart_rx="input", uart_tx="output")
+    assert bits == expected
+
+
+def test_constraint_files_exist_for_every_board():
+    assert sorted(p.name for p in CONSTRAINTS.iterdir()) == \
+        sorted(board.constraints for board in BOARDS.values())
+
+
+def test_accel_image_has_the_same_ports_as_link_image(tops):
+    board = get_board("icebreaker")
+    assert top_port_bits(board_verilog(board, image="accel")) == tops["icebreaker"]
+
+
+def test_ecp5_pll_parameters_match_ecppll():
+    board = get_board("ulx3s")
+    tool = Path(sys.executable).parent / "yowasp-ecppll"
+    result = subprocess.run([str(tool), "-i", f"{board.osc_hz / 1e6:g}",
+                             "-o", f"{board.clk_hz / 1e6:g}"],
+                            capture_output=True, text=True, check=True)
+    text = result.stdout
+    assert f"clkout0 frequency: {board.clk_hz / 1e6:g} MHz" in text
+    found = {
+        "CLKI_DIV": int(re.search(r"Refclk divisor: (\d+)", text).group(1)),
+        "CLKFB_DIV": int(re.search(r"Feedback divisor: (\d+)", text).group(1)),
+        "CLKOP_DIV": int(re.search(r"clkout0 divisor: (\d+)", text).group(1)),
+    }
+    assert {key: board.pll[key] for key in found} == found
+    vco = board.osc_hz / found["CLKI_DIV"] * found["CLKFB_DIV"] * found["CLKOP_DIV"]
+    assert 400e6 <= vco <= 800e6
+
+
+def test_boards_and_images():
+    assert sorted(BOARDS) == ["arty", "icebreaker", "ulx3s"]
+    with pytest.raises(BoardError, match="unknown board 'de10'; known boards: arty, "
+                                         "icebreaker, ulx3s"):
+        get_board("de10")
+    with pytest.raises(BoardError, match="unknown image"):
+        BoardTop(get_board("ulx3s"), image="demo")
+    with pytest.raises(TypeError, match="Board"):
+        BoardTop("ulx3s")
+    for board in BOARDS.values():
+        assert board.dsp in DSP_POLICIES
+        assert board.pll is None or board.family == "ecp5"
+        assert board.mem_bytes <= 1 << board.accel.axi_addr_width
+
+
+def test_board_core_checks():
+    cfg = AccelConfig(rows=2, cols=2)
+    good = dict(mem_bytes=1024, clk_hz=1000, divisor=4, idle_cycles=100)
+    with pytest.raises(ValueError, match="multiple of the bus width"):
+        BoardCore(cfg, **{**good, "mem_bytes": 1020})
+    with pytest.raises(ValueError, match="address space"):
+        BoardCore(AccelConfig(axi_addr_width=16), **{**good, "mem_bytes": 1 << 17})
+    with pytest.raises(TypeError, match="AccelConfig or None"):
+        BoardCore("2x2", **good)
+    with pytest.raises(ValueError, match="baud rate"):
+        BoardTop(get_board("icebreaker").__class__(**{
+            **vars(get_board("icebreaker")), "baudrate": 4_000_000}))
