@@ -98,6 +98,7 @@ def test_ecp5_pll_parameters_match_ecppll():
         "CLKOP_DIV": int(re.search(r"clkout0 divisor: (\d+)", text).group(1)),
     }
     assert {key: board.pll[key] for key in found} == found
+    assert board.pll["CLKOP_CPHASE"] == found["CLKOP_DIV"] // 2 - 1     # as ecppll sets it
     vco = board.osc_hz / found["CLKI_DIV"] * found["CLKFB_DIV"] * found["CLKOP_DIV"]
     assert 400e6 <= vco <= 800e6
 

