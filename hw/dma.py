@@ -300,7 +300,27 @@ def _issue_bursts(m, engine, prefix, retire):
     return fire
 
 
-class ReadEngine(wiring.Component):
+class _Engine(wiring.Component):
+    """What both DMA engines share: validated parameters and the port list. The
+    data stream flows out of a read engine and into a write engine."""
+
+    def __init__(self, cfg, max_outstanding, data_flow, axi_signature):
+        _check_cfg(cfg)
+        _check_outstanding(max_outstanding)
+        self._cfg = cfg
+        self._max_outstanding = max_outstanding
+        super().__init__({
+            "cmd": In(stream.Signature(TransferLayout(cfg))),
+            "data": data_flow(stream.Signature(cfg.axi_data_width)),
+            "axi": Out(axi_signature(addr_width=cfg.axi_addr_width,
+                                     data_width=cfg.axi_data_width)),
+            "idle": Out(1),
+            "error": Out(1),
+            "beats": Out(1),
+        })
+
+
+class ReadEngine(_Engine):
     """AXI4 read DMA: transfer commands in, the words read out as a stream.
 
     Members:
@@ -323,19 +343,7 @@ class ReadEngine(wiring.Component):
     """
 
     def __init__(self, cfg, *, max_outstanding=32):
-        _check_cfg(cfg)
-        _check_outstanding(max_outstanding)
-        self._cfg = cfg
-        self._max_outstanding = max_outstanding
-        super().__init__({
-            "cmd": In(stream.Signature(TransferLayout(cfg))),
-            "data": Out(stream.Signature(cfg.axi_data_width)),
-            "axi": Out(AXI4ReadSignature(addr_width=cfg.axi_addr_width,
-                                         data_width=cfg.axi_data_width)),
-            "idle": Out(1),
-            "error": Out(1),
-            "beats": Out(1),
-        })
+        super().__init__(cfg, max_outstanding, Out, AXI4ReadSignature)
 
     def elaborate(self, platform):
         m = Module()
@@ -356,7 +364,7 @@ class ReadEngine(wiring.Component):
         return m
 
 
-class WriteEngine(wiring.Component):
+class WriteEngine(_Engine):
     """AXI4 write DMA: transfer commands and a word stream in, bursts out.
 
     Members:
@@ -382,19 +390,7 @@ class WriteEngine(wiring.Component):
     """
 
     def __init__(self, cfg, *, max_outstanding=32):
-        _check_cfg(cfg)
-        _check_outstanding(max_outstanding)
-        self._cfg = cfg
-        self._max_outstanding = max_outstanding
-        super().__init__({
-            "cmd": In(stream.Signature(TransferLayout(cfg))),
-            "data": In(stream.Signature(cfg.axi_data_width)),
-            "axi": Out(AXI4WriteSignature(addr_width=cfg.axi_addr_width,
-                                          data_width=cfg.axi_data_width)),
-            "idle": Out(1),
-            "error": Out(1),
-            "beats": Out(1),
-        })
+        super().__init__(cfg, max_outstanding, In, AXI4WriteSignature)
 
     def elaborate(self, platform):
         m = Module()
