@@ -55,11 +55,12 @@ class ConvAccel(wiring.Component):
             "HW_IN_DEPTH": cfg.in_depth, "HW_ACC_DEPTH": cfg.acc_depth,
         }
 
-    def _check(self, desc):
-        """(failed, code) of the first failing descriptor check, in ERROR's order.
+    def _checks(self, desc, dispatcher):
+        """[(error name, failed)] of the descriptor checks, in ERROR's order.
 
-        Each check may assume the earlier ones passed, which bounds the operand
-        widths of the products below.
+        The first failure names the error. The products come from the
+        dispatcher's preparation; each check may assume the earlier ones
+        passed, which keeps those products exact.
         """
         cfg = self.cfg
         d = desc
@@ -77,8 +78,6 @@ class ConvAccel(wiring.Component):
                 return (upper != 0) & (upper != (1 << (33 - bits)) - 1)
             return value[bits:] != 0
 
-        th, tw = d.TILE_H[:17], d.TILE_W[:17]
-        window = ((th - 1) * d.SH[:4] + d.KH[:5]) * ((tw - 1) * d.SW[:4] + d.KW[:5])
         aligned_fields = ("IN_BASE", "IN_ELEM_PITCH", "IN_ROW_PITCH", "IN_BLK_PITCH",
                           "OUT_BASE", "OUT_ELEM_PITCH", "OUT_ROW_PITCH", "OUT_BLK_PITCH",
                           "W_BASE", "P_BASE")
@@ -88,17 +87,13 @@ class ConvAccel(wiring.Component):
             ("SHAPE", (d.IN_H == 0) | (d.IN_W == 0) | (d.OUT_H == 0) | (d.OUT_W == 0)),
             ("BLOCKS", (d.CI_BLOCKS == 0) | (d.CO_BLOCKS == 0)),
             ("TILE", (d.TILE_H == 0) | (d.TILE_W == 0) | (d.TILE_H > cfg.acc_depth)
-                     | (d.TILE_W > cfg.acc_depth) | (th * tw > cfg.acc_depth)),
-            ("WINDOW", window > cfg.in_depth),
+                     | (d.TILE_W > cfg.acc_depth) | (dispatcher.tile_pixels > cfg.acc_depth)),
+            ("WINDOW", dispatcher.window_elems > cfg.in_depth),
             ("ALIGN", Cat((d[name] & align_mask) != 0 for name in aligned_fields).any()),
             ("RANGE", Cat(overflows(*field) for field in DESC_FIELDS).any()),
             ("ACT", d.ACT_MIN[:8].as_signed() > d.ACT_MAX[:8].as_signed()),
         ]
-        failed = Cat(bad for _, bad in checks).any()
-        code = Signal(8)
-        for name, bad in reversed(checks):
-            code = Mux(bad, ERROR[name], code)
-        return failed, code
+        return checks
 
     def elaborate(self, platform):
         cfg = self.cfg
@@ -224,7 +219,12 @@ class ConvAccel(wiring.Component):
         # Control.
         start = axil.write & (reg_addr == REG["CTRL"]) & axil.wdata[0] & axil.wstrb[0] & ~busy
         clear = axil.write & (reg_addr == REG["CTRL"]) & axil.wdata[1] & axil.wstrb[0] & ~busy
-        failed, code = self._check(desc)
+        # The checks are registered, then the first failure picks the code.
+        checks = self._checks(desc, dispatcher)
+        failures = Signal(len(checks))
+        code = C(0, 8)
+        for index, (name, _) in reversed(list(enumerate(checks))):
+            code = Mux(failures[index], ERROR[name], code)
         stages_idle = ~(load.busy | compute.busy | store.busy | load.job_valid
                         | compute.job_valid | store.job_valid) & reader.idle & writer.idle
         with m.If(clear):
@@ -234,13 +234,18 @@ class ConvAccel(wiring.Component):
                 with m.If(start):
                     m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), error_code.eq(0)]
                     m.d.sync += [counter.eq(0) for counter in counters.values()]
+                    m.d.comb += dispatcher.start.eq(1)
+                    m.next = "PREPARE"
+            with m.State("PREPARE"):
+                with m.If(dispatcher.prepared):
+                    m.d.sync += failures.eq(Cat(failed for _, failed in checks))
                     m.next = "CHECK"
             with m.State("CHECK"):
-                with m.If(failed):
+                with m.If(failures.any()):
                     m.d.sync += [busy.eq(0), done.eq(1), error.eq(1), error_code.eq(code)]
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.comb += dispatcher.start.eq(1)
+                    m.d.comb += dispatcher.run.eq(1)
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If(dispatcher.done & stages_idle):

@@ -1,26 +1,30 @@
 """Compute stage: streams each job's tile through the PE array, one pixel per
 cycle per kernel tap, accumulating into accumulator bank `t % 2`.
 
-Pipeline, with `t` the cycle a pixel is issued and `LA` the array latency:
+Pipeline, with `t` the cycle a pixel is issued and `LA` the array latency
+(at least 2):
 
     t        input and weight buffer addresses presented
     t+1      buffer data out; pixel masked to zero when outside the input
-    t+1+LA   column sums out; accumulator read (presented at t+LA) returns;
-             bias or old accumulator plus sums written back
+    t+LA-1   accumulator read address presented
+    t+LA     accumulator data out, registered
+    t+1+LA   column sums out; bias or old accumulator plus sums written back
 
-A kernel-tap pass lasts at least PASS_MIN cycles so a pixel's accumulator is
-never read before the previous pass wrote it.
+The register after the accumulator buffer keeps its clock-to-output time off
+the adder's path. A kernel-tap pass lasts at least PASS_MIN cycles so a
+pixel's accumulator is never read before the previous pass wrote it: pass
+p + 1 reads pixel i at t + PASS_MIN + LA - 1, after the write at t + 1 + LA.
 """
 
 from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .jobs import JobLayout, DescLayout, LOCAL
+from .jobs import COORD, ComputeJob, DescLayout, LOCAL
 
 __all__ = ["ComputeStage", "PASS_MIN"]
 
-PASS_MIN = 2
+PASS_MIN = 3
 
 
 class ComputeStage(wiring.Component):
@@ -30,7 +34,7 @@ class ComputeStage(wiring.Component):
         R, C = cfg.rows, cfg.cols
         super().__init__({
             "desc": In(DescLayout),
-            "job": In(JobLayout), "job_valid": In(1), "job_ready": Out(1),
+            "job": In(ComputeJob), "job_valid": In(1), "job_ready": Out(1),
             "in_full": In(2), "release": Out(2),
             "acc_free": In(2), "acc_filled": Out(2),
             "copy_params": Out(1), "copy_from": Out(1), "copy_to": Out(1),
@@ -52,7 +56,7 @@ class ComputeStage(wiring.Component):
         m.submodules.array = array = self._array
         d = self.desc
 
-        job = Signal(JobLayout)
+        job = Signal(ComputeJob)
         in_bank = Signal()   # input/weight bank of the current job
         acc_bank = Signal()  # accumulator bank of the current tile-cob
 
@@ -82,8 +86,10 @@ class ComputeStage(wiring.Component):
 
         running = Signal()
         m.d.comb += self.busy.eq(running)
-        last_x = x == job.tw - 1
-        last_y = y == job.th - 1
+        last_col = Signal(COORD)   # job.tw - 1 and job.th - 1, kept off the control path
+        last_row = Signal(COORD)
+        last_x = x == last_col
+        last_y = y == last_row
         last_kw = kw == d.KW[:8] - 1
         last_kh = kh == d.KH[:8] - 1
         pass_ends = (pixels_done | last_x & last_y) & (pass_cycle >= PASS_MIN - 1)
@@ -100,7 +106,7 @@ class ComputeStage(wiring.Component):
                     self.copy_from.eq(in_bank), self.copy_to.eq(acc_bank),
                 ]
                 m.d.sync += [
-                    job.eq(j), running.eq(1),
+                    job.eq(j), running.eq(1), last_col.eq(j.tw - 1), last_row.eq(j.th - 1),
                     kh.eq(0), kw.eq(0), tap.eq(0), y.eq(0), x.eq(0), pixel.eq(0),
                     pass_cycle.eq(0), pixels_done.eq(0),
                     lrow.eq(j.lrow0), lcol.eq(j.lcol0), row_base.eq(j.base0),
@@ -156,7 +162,7 @@ class ComputeStage(wiring.Component):
         m.d.comb += stages[0].eq(issue)
         for prev, cur in zip(stages, stages[1:]):
             m.d.sync += cur.eq(prev)
-        s1, s_read, s_write = stages[1], stages[la], stages[la + 1]
+        s1, s_read, s_data, s_write = stages[1], stages[la - 1], stages[la], stages[la + 1]
 
         pixel_in = Mux(s1.inside, self.in_rd_data[s1.in_bank], 0)
         m.d.comb += [
@@ -168,7 +174,8 @@ class ComputeStage(wiring.Component):
         ]
 
         sw = array.sum_width
-        old = self.acc_rd_data[s_write.bank]
+        old = Signal(32 * C)
+        m.d.sync += old.eq(self.acc_rd_data[s_data.bank])
         bias = self.bias[s_write.bank]
         m.d.comb += [
             self.acc_wr_addr.eq(s_write.addr),

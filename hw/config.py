@@ -8,7 +8,7 @@ manifest and C header, and the host driver all read.
 from dataclasses import dataclass, field, asdict
 import math
 
-__all__ = ["AccelConfig", "REG", "DESC_FIELDS", "COUNTERS", "ERROR", "MAGIC",
+__all__ = ["AccelConfig", "REG", "DESC_FIELDS", "PREP_PRODUCTS", "COUNTERS", "ERROR", "MAGIC",
            "VERSION", "ConfigError"]
 
 MAGIC = 0x434E5641          # "CNVA"
@@ -53,6 +53,30 @@ DESC_FIELDS = (
     ("ACT_MIN",         8, True),
     ("ACT_MAX",         8, True),
 )
+
+# The per-descriptor products, in the order the dispatcher computes them:
+# (result, factor a (the one whose bits are counted), factor b, negated).
+# Factors name descriptor fields (truncated to their widths), earlier results,
+# "ELEM_WORDS" (the weight element's bus words), "OUT_H_M1" (OUT_H - 1) or
+# "span_h" ((TILE_H - 1) * SH + KH). `hw.jobs.Dispatcher` computes them,
+# `sw_driver.cycles` counts their cycles.
+PREP_PRODUCTS = (
+    ("taps",           "KH",          "KW",            False),
+    ("w_words",        "ELEM_WORDS",  "taps",          False),
+    ("ty_step",        "SH",          "TILE_H",        False),   # TILE_H * SH
+    ("tx_step",        "SW",          "TILE_W",        False),
+    ("in_row_start",   "PAD_T",       "IN_ROW_PITCH",  True),    # -PAD_T * IN_ROW_PITCH
+    ("in_col_start",   "PAD_L",       "IN_ELEM_PITCH", True),
+    ("in_row_step",    "ty_step",     "IN_ROW_PITCH",  False),
+    ("in_col_step",    "tx_step",     "IN_ELEM_PITCH", False),
+    ("out_row_step",   "TILE_H",      "OUT_ROW_PITCH", False),
+    ("out_col_step",   "TILE_W",      "OUT_ELEM_PITCH", False),
+    ("last_y",         "SH",          "OUT_H_M1",      False),   # (OUT_H - 1) * SH
+    ("last_x",         "SW",          "OUT_W_M1",      False),
+    ("tile_pixels",    "TILE_H",      "TILE_W",        False),
+    ("window_elems",   "span_h",      "span_w",        False),
+)
+
 
 # 64-bit performance counters, each as a LO/HI register pair from REG["COUNTERS"].
 COUNTERS = ("CYCLES", "ACTIVE", "MACS", "BYTES_RD", "BYTES_WR", "STALL")

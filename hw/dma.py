@@ -157,8 +157,16 @@ class BurstPlanner(wiring.Component):
         elem_pitch = Signal(waddr_bits)
         row_pitch = Signal(waddr_bits)
 
-        room = Signal(page_bits + 1)  # words from `cur` to the next 4 KiB boundary
-        m.d.comb += room.eq(page_words - cur[:page_bits])
+        # Words from `cur` to the next 4 KiB boundary, and the next element's
+        # and row's addresses, kept in registers so that planning a burst is
+        # one compare and one add after them.
+        room = Signal(page_bits + 1)
+        next_elem = Signal(waddr_bits)
+        next_row = Signal(waddr_bits)
+
+        def room_at(addr):
+            return page_words - addr[:page_bits]
+
         limit = Signal(range(max(page_words, MAX_BURST) + 1))
         if page_words > MAX_BURST:
             m.d.comb += limit.eq(Mux(room < MAX_BURST, room, MAX_BURST))
@@ -224,17 +232,20 @@ class BurstPlanner(wiring.Component):
                 self.burst.payload.len.eq(chunk - 1),
             ]
             with m.If(~elem_done):
-                m.d.sync += [cur.eq(cur + chunk), elem_left.eq(elem_left - chunk)]
+                # A burst of `limit` words: up to the boundary, or MAX_BURST short of it.
+                m.d.sync += [cur.eq(cur + chunk), elem_left.eq(elem_left - chunk),
+                             room.eq(Mux(room > MAX_BURST, room - MAX_BURST, page_words))]
             with m.Elif(~last_elem):
-                next_elem = (elem_addr + elem_pitch)[:waddr_bits]
                 m.d.sync += [
-                    cur.eq(next_elem), elem_addr.eq(next_elem),
+                    cur.eq(next_elem), elem_addr.eq(next_elem), room.eq(room_at(next_elem)),
+                    next_elem.eq(next_elem + elem_pitch),
                     elem_left.eq(elem_words), elems_left.eq(elems_left - 1),
                 ]
             with m.Elif(~last_row):
-                next_row = (row_addr + row_pitch)[:waddr_bits]
                 m.d.sync += [
                     cur.eq(next_row), elem_addr.eq(next_row), row_addr.eq(next_row),
+                    room.eq(room_at(next_row)),
+                    next_elem.eq(next_row + elem_pitch), next_row.eq(next_row + row_pitch),
                     elem_left.eq(elem_words), elems_left.eq(n_elems),
                     rows_left.eq(rows_left - 1),
                 ]
@@ -247,6 +258,8 @@ class BurstPlanner(wiring.Component):
             m.d.sync += [
                 active.eq(1),
                 cur.eq(p_addr), elem_addr.eq(p_addr), row_addr.eq(p_addr),
+                room.eq(room_at(p_addr)),
+                next_elem.eq(p_addr + p_elem_pitch), next_row.eq(p_addr + p_row_pitch),
                 elem_left.eq(p_words), elem_words.eq(p_words),
                 elems_left.eq(p_n_elems), n_elems.eq(p_n_elems),
                 rows_left.eq(p_n_rows),

@@ -3,19 +3,28 @@
 A job is one (output tile, output-channel block `cob`, input-channel block
 `cib`), visited in the order `for ty: for tx: for cob: for cib:`. The
 dispatcher computes everything a stage needs about a job once (tile bounds,
-the clipped input window, DMA addresses) and hands the record to the load,
-compute and store stages through one FIFO each, so the stages never repeat
-address arithmetic.
+the clipped input window, DMA addresses) and hands each stage its own record
+through its own FIFO, so the stages never repeat address arithmetic.
+
+The dispatcher has no wide multiplier. At `start` it computes the products a
+descriptor needs once (`PREP_PRODUCTS`) with a shift-and-add multiplier; the
+job loop then moves every address by additions only, and the two products
+that depend on a tile's clipped window are multiplied again per tile. Clock
+speed and area on FPGAs were the reason: one cycle of chained 32-bit products
+capped the ECP5 at about 30 MHz. A product takes `bit_length(a) + 2` cycles
+(`a` is its smaller factor), which the stages never wait for after the first
+tile: a job lasts tens of cycles and the FIFOs hold several.
 """
 
 from amaranth import *
-from amaranth.lib import data, wiring, enum
+from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from .config import DESC_FIELDS
+from .config import DESC_FIELDS, PREP_PRODUCTS
 
-__all__ = ["DescLayout", "JobLayout", "Dispatcher", "desc_signed"]
+__all__ = ["DescLayout", "LoadJob", "ComputeJob", "StoreJob", "SerialMultiplier",
+           "Dispatcher", "desc_signed"]
 
 DescLayout = data.StructLayout({name: 32 for name, _, _ in DESC_FIELDS})
 
@@ -26,8 +35,19 @@ COORD = 17
 SCOORD = signed(26)
 LOCAL = signed(44)
 
-JobLayout = data.StructLayout({
-    "cob": 16, "cib": 16,
+
+def LoadJob(cfg):
+    """What the load stage reads about a job."""
+    return data.StructLayout({
+        "first": 1,                                  # cib == 0: load the parameters too
+        "taps": range(cfg.kernel_max ** 2 + 1),      # KH * KW weight elements
+        "w_words": range(cfg.kernel_max ** 2 * cfg.w_elem_words + 1),
+        "wh": COORD, "ww": COORD,                    # clipped input window (0 when empty)
+        "p_addr": 32, "w_addr": 32, "in_addr": 32,
+    })
+
+
+ComputeJob = data.StructLayout({
     "first": 1,                 # cib == 0: accumulators start from the bias
     "last": 1,                  # cib == CI_BLOCKS - 1: the tile-cob is complete
     "th": COORD, "tw": COORD,   # tile size in output pixels
@@ -36,7 +56,11 @@ JobLayout = data.StructLayout({
     "lcol0": SCOORD,            # first tile column's input column minus window left
     "base0": LOCAL,             # lrow0 * ww: input-buffer address of (lrow0, 0)
     "row_step": LOCAL,          # SH * ww: input-buffer step between tile rows
-    "in_addr": 32, "w_addr": 32, "p_addr": 32, "out_addr": 32,
+})
+
+StoreJob = data.StructLayout({
+    "th": COORD, "tw": COORD,
+    "out_addr": 32,
 })
 
 
@@ -45,34 +69,75 @@ def desc_signed(desc, name, bits):
     return desc[name][:bits].as_signed()
 
 
+class SerialMultiplier(wiring.Component):
+    """`product = (-1 if negate else 1) * a * b` by shift and add.
+
+    `load` takes the operands; then one bit of `a` per cycle, ending as soon as
+    the remaining bits of `a` are zero. `busy` is high while it steps, so the
+    product is valid `a.bit_length()` cycles after `load`, when `busy` is low.
+    The product is taken modulo `2**product_width`, two's complement.
+    """
+
+    def __init__(self, a_width, b_width, product_width):
+        for name, value in (("a_width", a_width), ("b_width", b_width),
+                            ("product_width", product_width)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TypeError(f"{name} must be a positive integer, not {value!r}")
+        self._product_width = product_width
+        super().__init__({
+            "load": In(1), "a": In(a_width), "b": In(b_width), "negate": In(1),
+            "busy": Out(1), "product": Out(product_width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self._product_width
+        a = Signal.like(self.a)
+        b = Signal(width)
+        total = Signal(width)
+        negate = Signal()
+        m.d.comb += [self.busy.eq(a != 0), self.product.eq(Mux(negate, -total, total))]
+        with m.If(self.load):
+            m.d.sync += [a.eq(self.a), b.eq(self.b), total.eq(0), negate.eq(self.negate)]
+        with m.Elif(a != 0):
+            m.d.sync += [a.eq(a >> 1), b.eq(b << 1)]
+            with m.If(a[0]):
+                m.d.sync += total.eq(total + b)
+        return m
+
+
 class Dispatcher(wiring.Component):
     """Generates job records into three FIFOs (load, compute, store).
 
-    The store FIFO only receives the last job of each tile-cob. `done` rises
-    once every job has been pushed.
+    `start` computes the descriptor's products; `prepared` then stays high
+    with `tile_pixels` (TILE_H * TILE_W) and `window_elems` (the input window
+    of a full tile) valid for the descriptor checks, until `run` walks the job
+    loop or `start` begins again. The store FIFO only receives the last job of
+    each tile-cob. `done` rises once every job has been pushed.
     """
 
     def __init__(self, cfg, fifo_depth=4):
         self._cfg = cfg
         self._fifo_depth = fifo_depth
-        super().__init__({
+        self._layouts = {"load": LoadJob(cfg), "comp": ComputeJob, "store": StoreJob}
+        members = {
             "desc": In(DescLayout),
-            "start": In(1),
-            "done": Out(1),
-            "load_job": Out(JobLayout), "load_valid": Out(1), "load_ready": In(1),
-            "comp_job": Out(JobLayout), "comp_valid": Out(1), "comp_ready": In(1),
-            "store_job": Out(JobLayout), "store_valid": Out(1), "store_ready": In(1),
-        })
+            "start": In(1), "prepared": Out(1), "run": In(1), "done": Out(1),
+            "tile_pixels": Out(34), "window_elems": Out(42),
+        }
+        for name, layout in self._layouts.items():
+            members.update({f"{name}_job": Out(layout), f"{name}_valid": Out(1),
+                            f"{name}_ready": In(1)})
+        super().__init__(members)
 
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
         d = self.desc
-        bus_bytes = cfg.bus_bytes
 
         fifos = {}
-        for name in ("load", "comp", "store"):
-            fifo = fifos[name] = SyncFIFO(width=JobLayout.size, depth=self._fifo_depth)
+        for name, layout in self._layouts.items():
+            fifo = fifos[name] = SyncFIFO(width=layout.size, depth=self._fifo_depth)
             m.submodules[f"{name}_fifo"] = fifo
             m.d.comb += [
                 getattr(self, f"{name}_job").eq(fifo.r_data),
@@ -80,107 +145,206 @@ class Dispatcher(wiring.Component):
                 fifo.r_en.eq(getattr(self, f"{name}_ready")),
             ]
 
+        m.submodules.multiplier = mul = SerialMultiplier(24, 32, 44)
+
         pad_t = desc_signed(d, "PAD_T", 16)
         pad_l = desc_signed(d, "PAD_L", 16)
+        kh, kw, sh, sw = d.KH[:8], d.KW[:8], d.SH[:8], d.SW[:8]
+        tile_h, tile_w = d.TILE_H[:16], d.TILE_W[:16]
+
+        # Results of the per-descriptor products.
+        prep = {
+            "taps": Signal(16), "w_words": Signal(24),
+            "ty_step": Signal(24), "tx_step": Signal(24),
+            "in_row_start": Signal(32), "in_col_start": Signal(32),
+            "in_row_step": Signal(32), "in_col_step": Signal(32),
+            "out_row_step": Signal(32), "out_col_step": Signal(32),
+            "last_y": Signal(24), "last_x": Signal(24),
+            "tile_pixels": Signal(34), "window_elems": Signal(42),
+        }
+        # Spans of a full tile's input window, in inputs: (TILE - 1) * S + K.
+        span_h = Signal(21)
+        span_w = Signal(21)
+        factors = {
+            "KH": kh, "KW": kw, "SH": sh, "SW": sw, "TILE_H": tile_h, "TILE_W": tile_w,
+            "PAD_T": Mux(pad_t < 0, -pad_t, pad_t), "PAD_L": Mux(pad_l < 0, -pad_l, pad_l),
+            "IN_ROW_PITCH": d.IN_ROW_PITCH, "IN_ELEM_PITCH": d.IN_ELEM_PITCH,
+            "OUT_ROW_PITCH": d.OUT_ROW_PITCH, "OUT_ELEM_PITCH": d.OUT_ELEM_PITCH,
+            "OUT_H_M1": d.OUT_H[:16] - 1, "OUT_W_M1": d.OUT_W[:16] - 1,
+            "ELEM_WORDS": C(cfg.w_elem_words), "span_h": span_h, "span_w": span_w,
+            **prep,
+        }
+        # Products of a negative value are negated; PAD_T > 0 gives -PAD_T < 0.
+        signs = {"PAD_T": pad_t > 0, "PAD_L": pad_l > 0}
+        m.d.comb += [self.tile_pixels.eq(prep["tile_pixels"]),
+                     self.window_elems.eq(prep["window_elems"])]
+
+        def multiply(state, a, b, negate, store, next_state):
+            """States `state` (load the multiplier) and `state`_WAIT (store the product)."""
+            with m.State(state):
+                m.d.comb += [mul.load.eq(1), mul.a.eq(a), mul.b.eq(b), mul.negate.eq(negate)]
+                m.next = f"{state}_WAIT"
+            with m.State(f"{state}_WAIT"):
+                with m.If(~mul.busy):
+                    m.d.sync += store(mul.product)
+                    m.next = next_state
+
+        # Loop position and the running values the loop moves by additions.
         oy0 = Signal(16)
         ox0 = Signal(16)
         cob = Signal(16)
         cib = Signal(16)
-        job = Signal(JobLayout)
+        lo_y = Signal(SCOORD)           # oy0 * SH - PAD_T: the tile's first input row
+        lo_x = Signal(SCOORD)
+        in_row_off = Signal(32)         # lo_y * IN_ROW_PITCH (modulo 2**32)
+        in_col_off = Signal(32)         # lo_x * IN_ELEM_PITCH
+        out_row = Signal(32)            # OUT_BASE + oy0 * OUT_ROW_PITCH
+        out_tile = Signal(32)           # out_row + ox0 * OUT_ELEM_PITCH
+        in_tile = Signal(32)            # IN_BASE + wy0 * IN_ROW_PITCH + wx0 * IN_ELEM_PITCH
+        in_yx = Signal(32)
+        last_y_hi = Signal(SCOORD)      # last input row of the last tile row
+        last_x_hi = Signal(SCOORD)
+        span_y = Signal(SCOORD)         # first to last input row of a full tile: span_h - 1
+        span_x = Signal(SCOORD)
+        # These follow the products they derive from, which are final well
+        # before they are read (window_elems is computed two products after
+        # last_x, and the others are read from the first tile on).
+        m.d.sync += [
+            span_h.eq(prep["ty_step"] - sh + kh), span_w.eq(prep["tx_step"] - sw + kw),
+            span_y.eq(span_h - 1), span_x.eq(span_w - 1),
+            last_y_hi.eq(prep["last_y"] - pad_t + kh - 1),
+            last_x_hi.eq(prep["last_x"] - pad_l + kw - 1),
+        ]
 
-        # Stage 1: tile bounds and the unclipped input span.
+        # The current tile and the job's running addresses.
         th = Signal(COORD)
         tw = Signal(COORD)
         iy_lo = Signal(SCOORD)
         ix_lo = Signal(SCOORD)
         iy_hi = Signal(SCOORD)
         ix_hi = Signal(SCOORD)
-        # Stage 2: the window clipped to the input.
-        wy0 = Signal(COORD)
-        wx0 = Signal(COORD)
         wh = Signal(COORD)
         ww = Signal(COORD)
-
-        def clip(lo, hi, size, origin, length):
-            first = Mux(lo < 0, 0, lo)
-            last = Mux(hi > size - 1, size - 1, hi)
-            return [origin.eq(first), length.eq(Mux(last >= first, last - first + 1, 0))]
+        lrow0 = Signal(SCOORD)
+        lcol0 = Signal(SCOORD)
+        base0 = Signal(LOCAL)
+        row_step = Signal(LOCAL)
+        in_addr = Signal(32)
+        w_addr = Signal(32)
+        p_addr = Signal(32)
+        out_addr = Signal(32)
 
         last_cib = cib == d.CI_BLOCKS[:16] - 1
         last_cob = cob == d.CO_BLOCKS[:16] - 1
-        last_tx = ox0 + d.TILE_W[:16] >= d.OUT_W[:16]
-        last_ty = oy0 + d.TILE_H[:16] >= d.OUT_H[:16]
+        last_tx = ox0 + tile_w >= d.OUT_W[:16]
+        last_ty = oy0 + tile_h >= d.OUT_H[:16]
+        w_step = prep["w_words"] << (cfg.bus_bytes.bit_length() - 1)   # bus_bytes: a power of 2
+        p_step = cfg.p_elem_words * cfg.bus_bytes
+
+        def clip(lo, hi, size, length, local):
+            """Window length within [0, size) and the tile's origin relative to it."""
+            first = Mux(lo < 0, 0, lo)
+            last = Mux(hi > size - 1, size - 1, hi)
+            return [length.eq(Mux(last >= first, last - first + 1, 0)),
+                    local.eq(Mux(lo < 0, lo, 0))]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [oy0.eq(0), ox0.eq(0), cob.eq(0), cib.eq(0)]
+                    m.next = "PREP_0"
+
+            for index, (result, a, b, negate) in enumerate(PREP_PRODUCTS):
+                last = index + 1 == len(PREP_PRODUCTS)
+                multiply(f"PREP_{index}", factors[a], factors[b], signs[a] if negate else C(0),
+                         prep[result].eq, "PREPARED" if last else f"PREP_{index + 1}")
+            with m.State("PREPARED"):
+                m.d.comb += self.prepared.eq(1)
+                with m.If(self.start):
+                    m.next = "PREP_0"
+                with m.Elif(self.run):
+                    m.d.sync += [
+                        oy0.eq(0), ox0.eq(0), cob.eq(0), cib.eq(0),
+                        lo_y.eq(-pad_t), lo_x.eq(-pad_l),
+                        in_row_off.eq(prep["in_row_start"]), in_col_off.eq(prep["in_col_start"]),
+                        out_row.eq(d.OUT_BASE), out_tile.eq(d.OUT_BASE),
+                    ]
                     m.next = "BOUNDS"
+
             with m.State("BOUNDS"):
                 rows_left = d.OUT_H[:16] - oy0
                 cols_left = d.OUT_W[:16] - ox0
-                next_th = Mux(d.TILE_H[:16] < rows_left, d.TILE_H[:16], rows_left)
-                next_tw = Mux(d.TILE_W[:16] < cols_left, d.TILE_W[:16], cols_left)
-                lo_y = oy0 * d.SH[:8] - pad_t
-                lo_x = ox0 * d.SW[:8] - pad_l
                 m.d.sync += [
-                    th.eq(next_th), tw.eq(next_tw),
+                    th.eq(Mux(tile_h < rows_left, tile_h, rows_left)),
+                    tw.eq(Mux(tile_w < cols_left, tile_w, cols_left)),
                     iy_lo.eq(lo_y), ix_lo.eq(lo_x),
-                    iy_hi.eq(lo_y + (next_th - 1) * d.SH[:8] + d.KH[:8] - 1),
-                    ix_hi.eq(lo_x + (next_tw - 1) * d.SW[:8] + d.KW[:8] - 1),
+                    iy_hi.eq(Mux(last_ty, last_y_hi, lo_y + span_y)),
+                    ix_hi.eq(Mux(last_tx, last_x_hi, lo_x + span_x)),
+                    # The window starts at the clipped first row and column.
+                    in_yx.eq(Mux(lo_y < 0, 0, in_row_off) + Mux(lo_x < 0, 0, in_col_off)),
                 ]
                 m.next = "WINDOW"
             with m.State("WINDOW"):
-                m.d.sync += clip(iy_lo, iy_hi, d.IN_H[:16], wy0, wh)
-                m.d.sync += clip(ix_lo, ix_hi, d.IN_W[:16], wx0, ww)
-                m.next = "RECORD"
-            with m.State("RECORD"):
-                w_elem_bytes = cfg.w_elem_words * bus_bytes
-                m.d.sync += [
-                    job.cob.eq(cob), job.cib.eq(cib),
-                    job.first.eq(cib == 0), job.last.eq(last_cib),
-                    job.th.eq(th), job.tw.eq(tw), job.wh.eq(wh), job.ww.eq(ww),
-                    job.lrow0.eq(iy_lo - wy0), job.lcol0.eq(ix_lo - wx0),
-                    job.base0.eq((iy_lo - wy0) * ww),
-                    job.row_step.eq(d.SH[:8] * ww),
-                    job.in_addr.eq(d.IN_BASE + cib * d.IN_BLK_PITCH
-                                   + wy0 * d.IN_ROW_PITCH + wx0 * d.IN_ELEM_PITCH),
-                    job.w_addr.eq(d.W_BASE + (cob * d.CI_BLOCKS[:16] + cib)
-                                  * (d.KH[:8] * d.KW[:8]) * w_elem_bytes),
-                    job.p_addr.eq(d.P_BASE + cob * (cfg.p_elem_words * bus_bytes)),
-                    job.out_addr.eq(d.OUT_BASE + cob * d.OUT_BLK_PITCH
-                                    + oy0 * d.OUT_ROW_PITCH + ox0 * d.OUT_ELEM_PITCH),
-                ]
-                m.next = "PUSH"
+                m.d.sync += clip(iy_lo, iy_hi, d.IN_H[:16], wh, lrow0)
+                m.d.sync += clip(ix_lo, ix_hi, d.IN_W[:16], ww, lcol0)
+                m.d.sync += [in_tile.eq(d.IN_BASE + in_yx), in_addr.eq(d.IN_BASE + in_yx),
+                             w_addr.eq(d.W_BASE),
+                             p_addr.eq(d.P_BASE), out_addr.eq(out_tile)]
+                m.next = "ROW_STEP"
+            multiply("ROW_STEP", sh, ww, C(0), row_step.eq, "BASE")
+            multiply("BASE", -lrow0, ww, lrow0 < 0, base0.eq, "PUSH")
             with m.State("PUSH"):
-                store_ok = fifos["store"].w_rdy | ~job.last
+                store_ok = fifos["store"].w_rdy | ~last_cib
                 with m.If(fifos["load"].w_rdy & fifos["comp"].w_rdy & store_ok):
                     m.d.comb += [
                         fifos["load"].w_en.eq(1),
                         fifos["comp"].w_en.eq(1),
-                        fifos["store"].w_en.eq(job.last),
+                        fifos["store"].w_en.eq(last_cib),
                     ]
+                    # Weights are stored per (cob, cib) in loop order: one step a job.
+                    m.d.sync += w_addr.eq(w_addr + w_step)
                     m.next = "BOUNDS"
                     with m.If(~last_cib):
-                        m.d.sync += cib.eq(cib + 1)
-                        # Same tile: bounds and window are unchanged.
-                        m.next = "RECORD"
+                        m.d.sync += [cib.eq(cib + 1), in_addr.eq(in_addr + d.IN_BLK_PITCH)]
+                        m.next = "PUSH"
                     with m.Elif(~last_cob):
-                        m.d.sync += [cib.eq(0), cob.eq(cob + 1)]
-                        m.next = "RECORD"
+                        m.d.sync += [cib.eq(0), cob.eq(cob + 1), in_addr.eq(in_tile),
+                                     p_addr.eq(p_addr + p_step),
+                                     out_addr.eq(out_addr + d.OUT_BLK_PITCH)]
+                        m.next = "PUSH"
                     with m.Elif(~last_tx):
-                        m.d.sync += [cib.eq(0), cob.eq(0), ox0.eq(ox0 + d.TILE_W[:16])]
+                        m.d.sync += [
+                            cib.eq(0), cob.eq(0), ox0.eq(ox0 + tile_w),
+                            lo_x.eq(lo_x + prep["tx_step"]),
+                            in_col_off.eq(in_col_off + prep["in_col_step"]),
+                            out_tile.eq(out_tile + prep["out_col_step"]),
+                        ]
                     with m.Elif(~last_ty):
-                        m.d.sync += [cib.eq(0), cob.eq(0), ox0.eq(0),
-                                     oy0.eq(oy0 + d.TILE_H[:16])]
+                        m.d.sync += [
+                            cib.eq(0), cob.eq(0), ox0.eq(0), oy0.eq(oy0 + tile_h),
+                            lo_x.eq(-pad_l), in_col_off.eq(prep["in_col_start"]),
+                            lo_y.eq(lo_y + prep["ty_step"]),
+                            in_row_off.eq(in_row_off + prep["in_row_step"]),
+                            out_row.eq(out_row + prep["out_row_step"]),
+                            out_tile.eq(out_row + prep["out_row_step"]),
+                        ]
                     with m.Else():
                         m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.start):
-                    m.d.sync += [oy0.eq(0), ox0.eq(0), cob.eq(0), cib.eq(0)]
-                    m.next = "BOUNDS"
+                    m.next = "PREP_0"
 
-        for fifo in fifos.values():
-            m.d.comb += fifo.w_data.eq(job)
+        records = {
+            "load": {"first": cib == 0, "taps": prep["taps"], "w_words": prep["w_words"],
+                     "wh": wh, "ww": ww, "p_addr": p_addr, "w_addr": w_addr,
+                     "in_addr": in_addr},
+            "comp": {"first": cib == 0, "last": last_cib, "th": th, "tw": tw, "wh": wh,
+                     "ww": ww, "lrow0": lrow0, "lcol0": lcol0, "base0": base0,
+                     "row_step": row_step},
+            "store": {"th": th, "tw": tw, "out_addr": out_addr},
+        }
+        for name, fields in records.items():
+            record = Signal(self._layouts[name], name=f"{name}_record")
+            m.d.comb += [record[field].eq(value) for field, value in fields.items()]
+            m.d.comb += fifos[name].w_data.eq(record)
         return m

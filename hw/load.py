@@ -5,7 +5,7 @@ from amaranth import *
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 
-from .jobs import JobLayout, DescLayout
+from .jobs import COORD, LoadJob, DescLayout
 
 __all__ = ["LoadStage"]
 
@@ -39,7 +39,7 @@ class LoadStage(wiring.Component):
         bus = cfg.axi_data_width
         super().__init__({
             "desc": In(DescLayout),
-            "job": In(JobLayout), "job_valid": In(1), "job_ready": Out(1),
+            "job": In(LoadJob(cfg)), "job_valid": In(1), "job_ready": Out(1),
             "bank_free": In(2), "filled": Out(2), "bank": Out(1),
             "cmd": Out(stream.Signature(transfer_layout)),
             "data": In(stream.Signature(bus)),
@@ -55,15 +55,16 @@ class LoadStage(wiring.Component):
         bus = cfg.axi_data_width
         bus_bytes = cfg.bus_bytes
         d = self.desc
-        job = Signal(JobLayout)
+        job = Signal(LoadJob(cfg))
         bank = Signal()
         m.d.comb += self.bank.eq(bank)
 
-        p_words = Signal(16)
-        w_words = Signal(24)
-        in_elems = Signal(34)
-        received = Signal(40)
-        expected = Signal(40)
+        p_words = Signal(range(cfg.p_elem_words + 1))
+        pw_words = Signal(range(cfg.p_elem_words + cfg.kernel_max ** 2 * cfg.w_elem_words + 1))
+        pw_received = Signal.like(pw_words)   # parameter and weight words so far
+        # The input window arrives row by row, ww elements each.
+        in_col = Signal(COORD)
+        in_rows_left = Signal(COORD)
         active = Signal()
 
         # Receive side: route each word by its position in the job's stream.
@@ -80,15 +81,12 @@ class LoadStage(wiring.Component):
                 free = Mux(bank, self.bank_free[1], self.bank_free[0])
                 with m.If(self.job_valid & free):
                     m.d.comb += self.job_ready.eq(1)
-                    taps = d.KH[:8] * d.KW[:8]
                     n_params = Mux(self.job.first, cfg.p_elem_words, 0)
-                    n_weights = taps * cfg.w_elem_words
-                    n_inputs = self.job.wh * self.job.ww
                     m.d.sync += [
-                        job.eq(self.job), active.eq(1), received.eq(0),
+                        job.eq(self.job), active.eq(1), pw_received.eq(0),
                         w_word_idx.eq(0), in_word_idx.eq(0), w_elem.eq(0), in_elem.eq(0),
-                        p_words.eq(n_params), w_words.eq(n_weights), in_elems.eq(n_inputs),
-                        expected.eq(n_params + n_weights + n_inputs * cfg.in_elem_words),
+                        p_words.eq(n_params), pw_words.eq(n_params + self.job.w_words),
+                        in_col.eq(0), in_rows_left.eq(Mux(self.job.ww == 0, 0, self.job.wh)),
                     ]
                     m.next = "PARAMS"
             with m.State("PARAMS"):
@@ -107,7 +105,7 @@ class LoadStage(wiring.Component):
                 m.d.comb += [
                     self.cmd.p.addr.eq(job.w_addr),
                     self.cmd.p.elem_words.eq(cfg.w_elem_words),
-                    self.cmd.p.n_elems.eq(d.KH[:8] * d.KW[:8]),
+                    self.cmd.p.n_elems.eq(job.taps),
                     self.cmd.p.elem_pitch.eq(cfg.w_elem_words * bus_bytes),
                     self.cmd.p.n_rows.eq(1),
                     self.cmd.p.row_pitch.eq(0),
@@ -116,7 +114,7 @@ class LoadStage(wiring.Component):
                 with m.If(self.cmd.ready):
                     m.next = "INPUT"
             with m.State("INPUT"):
-                has_window = in_elems != 0
+                has_window = in_rows_left != 0
                 m.d.comb += [
                     self.cmd.p.addr.eq(job.in_addr),
                     self.cmd.p.elem_words.eq(cfg.in_elem_words),
@@ -129,7 +127,7 @@ class LoadStage(wiring.Component):
                 with m.If(~has_window | self.cmd.ready):
                     m.next = "WAIT"
             with m.State("WAIT"):
-                with m.If(received == expected):
+                with m.If((pw_received == pw_words) & (in_rows_left == 0)):
                     m.d.comb += self.filled.eq(Mux(bank, 0b10, 0b01))
                     m.d.sync += [bank.eq(~bank), active.eq(0)]
                     m.next = "IDLE"
@@ -143,12 +141,18 @@ class LoadStage(wiring.Component):
             self.in_addr.eq(in_elem), self.in_data.eq(in_full[:8 * cfg.rows]),
         ]
         with m.If(self.data.valid):
-            m.d.sync += received.eq(received + 1)
-            with m.If(received < p_words):
+            with m.If(pw_received != pw_words):
+                m.d.sync += pw_received.eq(pw_received + 1)
+            with m.If(pw_received < p_words):
                 m.d.sync += params.eq(self.params)
                 m.d.comb += self.params_en.eq(1)
-            with m.Elif(received < p_words + w_words):
+            with m.Elif(pw_received != pw_words):
                 _assemble(m, w_asm, w_full, w_word_idx, cfg.w_elem_words, w_elem, self.w_en)
             with m.Else():
                 _assemble(m, in_asm, in_full, in_word_idx, cfg.in_elem_words, in_elem, self.in_en)
+                with m.If(self.in_en):
+                    with m.If(in_col == job.ww - 1):
+                        m.d.sync += [in_col.eq(0), in_rows_left.eq(in_rows_left - 1)]
+                    with m.Else():
+                        m.d.sync += in_col.eq(in_col + 1)
         return m

@@ -5,7 +5,7 @@ input pixel per cycle, exactly (no wrap): the int32 accumulation happens
 downstream.
 """
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import ClockSignal, Const, Instance, Module, ResetSignal, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,12 +15,17 @@ __all__ = ["PE", "PEArray"]
 
 
 class PE(wiring.Component):
-    """One signed multiplier with a registered product (latency 1).
+    """One signed multiplier with registered operands and product (latency 2).
 
     Ports: `w`, `x` signed(data_width) in; `product` signed(2 * data_width) out.
+
+    The operand registers keep the logic that selects the operands (buffer
+    banks, padding) off the multiplier's path. Elaborated for a platform whose
+    `family` is "ecp5" (`hw.board.boards.Board`), the PE is one MULT18X18D
+    with its own input and output registers, the same pipeline.
     """
 
-    latency = 1
+    latency = 2
 
     def __init__(self, *, data_width=8):
         if isinstance(data_width, bool) or not isinstance(data_width, int) or data_width <= 0:
@@ -33,9 +38,39 @@ class PE(wiring.Component):
         })
 
     def elaborate(self, platform):
+        if getattr(platform, "family", None) == "ecp5" and self.data_width <= ECP5_DSP_WIDTH:
+            return self._ecp5_dsp()
         m = Module()
-        m.d.sync += self.product.eq(self.w * self.x)
+        w = Signal.like(self.w)
+        x = Signal.like(self.x)
+        m.d.sync += [w.eq(self.w), x.eq(self.x), self.product.eq(w * x)]
         return m
+
+    def _ecp5_dsp(self):
+        m = Module()
+        width = ECP5_DSP_WIDTH
+        a = Signal(signed(width))
+        b = Signal(signed(width))
+        p = Signal(2 * width)
+        m.d.comb += [a.eq(self.w), b.eq(self.x), self.product.eq(p[:2 * self.data_width])]
+        ports = {f"i_A{i}": a[i] for i in range(width)}
+        ports.update({f"i_B{i}": b[i] for i in range(width)})
+        ports.update({f"i_C{i}": Const(0) for i in range(width)})
+        ports.update({f"o_P{i}": p[i] for i in range(2 * width)})
+        registers = {f"p_REG_{reg}_{what}": value
+                     for reg in ("INPUTA", "INPUTB", "OUTPUT")
+                     for what, value in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
+        m.submodules.dsp = Instance(
+            "MULT18X18D",
+            p_GSR="DISABLED", p_RESETMODE="SYNC", **registers,
+            i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+            i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=ResetSignal("sync"),
+            **ports)
+        return m
+
+
+# Operand width of the ECP5's MULT18X18D.
+ECP5_DSP_WIDTH = 18
 
 
 class PEArray(wiring.Component):
@@ -51,8 +86,9 @@ class PEArray(wiring.Component):
     - `valid_out`: `valid` delayed by `latency`.
 
     `sum_width = 2 * data_width + ceil(log2(R))` holds every possible sum. The
-    products are registered, then every second adder level and the last one,
-    so no path has more than two adders: `latency = 1 + ceil(ceil(log2(R)) / 2)`.
+    operands and products are registered, then every second adder level and
+    the last one, so no path has more than two adders:
+    `latency = 2 + ceil(ceil(log2(R)) / 2)`.
     A new pixel can enter every cycle.
     """
 

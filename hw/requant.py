@@ -7,7 +7,7 @@ take a new input every cycle and have no stall: results come out `latency`
 cycles later, flagged by `valid_out`.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,18 +27,23 @@ class LaneParams(data.Struct):
 
 
 class RequantLane(wiring.Component):
-    """One requantisation lane, four registered stages.
+    """One requantisation lane, ten registered stages of at most one carry chain,
+    one 8 x 8 product or one barrel shifter each, so that it clocks like the PE
+    array:
 
-    1. `acc * mult` as a 64-bit product;
-    2. srdhm: nudge, truncating divide by 2**31, saturation;
-    3. rounding divide by `2**shift`;
-    4. add the zero point, clamp to `act_min..act_max`.
+    1. the sixteen 8 x 8 digit products of `acc * mult`;
+    2-5. their sum, one adder level a stage: the exact 64-bit product;
+    6. srdhm: nudge, truncating divide by 2**31, saturation;
+    7. rounding divide by `2**shift`: the shifted value, remainder and threshold;
+    8. the rounding bit (remainder above threshold);
+    9. plus the rounding bit and the zero point;
+    10. clamp to `act_min..act_max`.
 
-    With `act_min > act_max` (refused by the driver) the result is `act_max`,
-    as `min(max(x, act_min), act_max)` gives.
+    With `act_min > act_max` (refused by the driver and the descriptor checks)
+    the result is `act_max`, as `min(max(x, act_min), act_max)` gives.
     """
 
-    latency = 4
+    latency = 10
 
     def __init__(self):
         super().__init__({
@@ -56,16 +61,16 @@ class RequantLane(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        # params[i] belongs to the value registered by stage i + 1.
-        params = [Signal(LaneParams, name=f"params_{stage}") for stage in range(1, 4)]
-        m.d.sync += [
+        # params[k] is the input parameters delayed by k cycles: stage s, which
+        # reads the values registered by stage s - 1, uses params[s - 1].
+        params = [Signal(LaneParams, name=f"params_{k}") for k in range(self.latency)]
+        m.d.comb += [
             params[0].shift.eq(self.shift),
             params[0].zero_point.eq(self.zero_point),
             params[0].act_min.eq(self.act_min),
             params[0].act_max.eq(self.act_max),
-            params[1].eq(params[0]),
-            params[2].eq(params[1]),
         ]
+        m.d.sync += [later.eq(earlier) for earlier, later in zip(params, params[1:])]
 
         valid = self.valid
         for stage in range(1, self.latency + 1):
@@ -74,11 +79,35 @@ class RequantLane(wiring.Component):
             valid = delayed
         m.d.comb += self.valid_out.eq(valid)
 
-        # Stage 1: the exact product, |acc * mult| <= 2**62.
-        product = Signal(signed(64))
-        m.d.sync += product.eq(self.acc * self.mult)
+        # Stages 1-5: acc * mult from 8-bit digits, a = sum_k a_k * 2**(8k) with
+        # the top digit signed: 16 digit products, then a tree of adders, one
+        # level a stage. An 8 x 8 product is a few LUT levels where no DSP is
+        # left for it (the PE array takes them on FPGAs).
+        def digits(value):
+            return [value[8 * k:8 * k + 8].as_signed() if k == 3 else value[8 * k:8 * k + 8]
+                    for k in range(4)]
+        terms = []      # (signal, weight exponent), sorted by exponent
+        for k, acc_digit in enumerate(digits(self.acc)):
+            for j, mult_digit in enumerate(digits(self.mult)):
+                partial = Signal(signed(17), name=f"partial_{k}_{j}")
+                m.d.sync += partial.eq(acc_digit * mult_digit)
+                terms.append((partial, 8 * (k + j)))
+        terms.sort(key=lambda term: term[1])
+        level = 0
+        while len(terms) > 1:
+            level += 1
+            pairs = []
+            for index in range(0, len(terms), 2):
+                (low, low_exp), (high, high_exp) = terms[index], terms[index + 1]
+                total = Signal(signed(64), name=f"sum_{level}_{index // 2}")
+                m.d.sync += total.eq(low + (high << (high_exp - low_exp)))
+                pairs.append((total, low_exp))
+            terms = pairs
+        # |acc * mult| <= 2**62, so the 64-bit sums never wrap.
+        product = terms[0][0]
+        product_stage = 1 + level
 
-        # Stage 2: gemmlowp adds 2**30 (product >= 0) or 1 - 2**30 (product < 0)
+        # Stage 6: gemmlowp adds 2**30 (product >= 0) or 1 - 2**30 (product < 0)
         # and divides by 2**31 truncating toward zero. For a negative product
         # that is ceil((p + 1 - 2**30) / 2**31) = floor((p + 2**30) / 2**31), the
         # same formula as for p >= 0, so both are one add and an arithmetic
@@ -89,27 +118,32 @@ class RequantLane(wiring.Component):
         high = Signal(signed(32))
         m.d.sync += high.eq(Mux(product == (1 << 62), INT32_MAX, nudged[31:63].as_signed()))
 
-        # Stage 3: gemmlowp RoundingDivideByPOT, written as in the C code.
-        shift = params[1].shift
+        # Stages 7-8: gemmlowp RoundingDivideByPOT, written as in the C code.
+        shift = params[product_stage + 1].shift
         mask = Signal(unsigned(31))
         m.d.comb += mask.eq((Const(1, 32) << shift) - 1)
+        shifted = Signal(signed(32))
         remainder = Signal(unsigned(31))
-        m.d.comb += remainder.eq(high[:31] & mask)
         threshold = Signal(unsigned(31))
-        m.d.comb += threshold.eq((mask >> 1) + high[31])
-        # Cannot overflow 32 bits: for shift >= 1, |high >> shift| + 1 <= 2**30;
-        # for shift 0 the mask is 0 and nothing is added.
-        scaled = Signal(signed(32))
-        m.d.sync += scaled.eq((high >> shift) + (remainder > threshold))
+        m.d.sync += [shifted.eq(high >> shift), remainder.eq(high[:31] & mask),
+                     threshold.eq((mask >> 1) + high[31])]
+        shifted_8 = Signal(signed(32))
+        round_up = Signal()
+        m.d.sync += [shifted_8.eq(shifted), round_up.eq(remainder > threshold)]
 
-        # Stage 4: zero point and clamp, in TFLite's order (max, then min).
-        biased = Signal(signed(33))
-        m.d.comb += biased.eq(scaled + params[2].zero_point)
-        floored = Signal(signed(33))
-        m.d.comb += floored.eq(Mux(biased < params[2].act_min, params[2].act_min, biased))
+        # Stage 9: the rounded quotient plus the zero point. The quotient cannot
+        # overflow 32 bits: for shift >= 1, |high >> shift| + 1 <= 2**30; for
+        # shift 0 the mask is 0 and nothing is added.
+        biased = Signal(signed(34))
+        m.d.sync += biased.eq(shifted_8 + round_up + params[product_stage + 3].zero_point)
+
+        # Stage 10: the clamp in TFLite's order (max, then min): above act_max
+        # gives act_max, below act_min gives min(act_min, act_max).
+        act_min, act_max = params[product_stage + 4].act_min, params[product_stage + 4].act_max
+        floor = Mux(act_min > act_max, act_max, act_min)
         # After the clamp the value is within int8, so 8 bits hold it.
-        m.d.sync += self.result.eq(
-            Mux(floored > params[2].act_max, params[2].act_max, floored[:8].as_signed()))
+        m.d.sync += self.result.eq(Mux(biased > act_max, act_max,
+                                       Mux(biased < act_min, floor, biased[:8].as_signed())))
 
         return m
 

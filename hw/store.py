@@ -7,7 +7,7 @@ from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from .jobs import JobLayout, DescLayout, desc_signed
+from .jobs import COORD, StoreJob, DescLayout, desc_signed
 
 __all__ = ["StoreStage"]
 
@@ -20,7 +20,7 @@ class StoreStage(wiring.Component):
         C = cfg.cols
         super().__init__({
             "desc": In(DescLayout),
-            "job": In(JobLayout), "job_valid": In(1), "job_ready": Out(1),
+            "job": In(StoreJob), "job_valid": In(1), "job_ready": Out(1),
             "acc_full": In(2), "release": Out(2),
             "acc_rd_addr": Out(range(cfg.acc_depth)), "acc_rd_bank": Out(1),
             "acc_rd_data": In(data.ArrayLayout(32 * C, 2)),
@@ -42,10 +42,12 @@ class StoreStage(wiring.Component):
         words_int8 = cfg.out_elem_words(True)
         words_int32 = cfg.out_elem_words(False)
 
-        job = Signal(JobLayout)
+        job = Signal(StoreJob)
         bank = Signal()
-        pixels = Signal(34)
-        issued = Signal(34)
+        # Pixels are read in order, tw per tile row.
+        issued = Signal(range(cfg.acc_depth + 1))
+        col = Signal(COORD)
+        rows_left = Signal(COORD)
         outstanding = Signal(range(self._fifo_depth + 1))
         reading = Signal()
         cmd_pending = Signal()
@@ -59,7 +61,7 @@ class StoreStage(wiring.Component):
         with m.If(start):
             m.d.comb += self.job_ready.eq(1)
             m.d.sync += [job.eq(self.job), reading.eq(1), cmd_pending.eq(1), issued.eq(0),
-                         pixels.eq(self.job.th * self.job.tw)]
+                         col.eq(0), rows_left.eq(self.job.th)]
         m.d.comb += [
             self.cmd.p.addr.eq(job.out_addr),
             self.cmd.p.elem_words.eq(Mux(requant_mode, words_int8, words_int32)),
@@ -70,15 +72,19 @@ class StoreStage(wiring.Component):
             self.cmd.valid.eq(cmd_pending),
         ]
 
-        read = reading & (issued < pixels) & (outstanding < self._fifo_depth)
+        read = reading & (rows_left != 0) & (outstanding < self._fifo_depth)
         m.d.comb += [self.acc_rd_addr.eq(issued), self.acc_rd_bank.eq(bank)]
         with m.If(read):
             m.d.sync += issued.eq(issued + 1)
+            with m.If(col == job.tw - 1):
+                m.d.sync += [col.eq(0), rows_left.eq(rows_left - 1)]
+            with m.Else():
+                m.d.sync += col.eq(col + 1)
         # The bank is handed back once the requantiser has taken the last pixel
         # and its parameters, so the compute stage may then overwrite both.
         release_delay = rq.latency + 2
         released = Signal(release_delay)
-        finishing = reading & (issued == pixels)
+        finishing = reading & (rows_left == 0)
         with m.If(finishing):
             m.d.sync += [reading.eq(0), bank.eq(~bank)]
         m.d.sync += released.eq(Cat(finishing, released[:-1]))

@@ -38,24 +38,29 @@ tiler (choosing the tile size) and the driver (the time-out budget).
 from dataclasses import dataclass
 import itertools
 
-__all__ = ["Timing", "DEFAULT_TIMING", "tile_spans", "simulate"]
+from hw.config import PREP_PRODUCTS
+
+__all__ = ["Timing", "DEFAULT_TIMING", "tile_spans", "prepare_cycles", "first_tile_cycles",
+           "simulate"]
 
 
 @dataclass(frozen=True)
 class Timing:
     """Cycle constants of the RTL pipeline and of the memory behind it."""
 
-    dispatch: int = 5           # start to the first job reaching the stages
+    dispatch: int = 5           # start to the first job reaching the stages, less the
+                                # dispatcher's products (`prepare_cycles`, `first_tile_cycles`)
     load_first_cmd: int = 4     # job accepted to the first read request, cib == 0
     load_later_cmd: int = 5     # the same for cib > 0 (weights first), before multiply cycles
     read_latency: int = 8       # memory: read request to its first data beat
-    pass_min: int = 2           # shortest tap pass (hw.compute.PASS_MIN)
-    acc_handoff: int = 5        # last pixel issued to the accumulator bank seen full
-    store_first_word: int = 8   # store accepts a tile to its first output word
+    pass_min: int = 3           # shortest tap pass (hw.compute.PASS_MIN)
+    acc_handoff: int = 6        # last pixel issued to the accumulator bank seen full
+    store_first_word: int = 14  # store accepts a tile to its first output word
     store_fifo: int = 16        # output elements the store may read ahead of the bus
-    store_release: int = 7      # last accumulator read to the bank seen free
+    store_release: int = 13     # last accumulator read to the bank seen free
     finish: int = 4             # last output word to STATUS.done (write response)
-    reject: int = 1             # start to STATUS.done for a refused descriptor
+    reject: int = 1             # start to STATUS.done for a refused descriptor, less
+                                # `prepare_cycles`
 
     def __post_init__(self):
         for name, value in self.__dict__.items():
@@ -81,6 +86,38 @@ def tile_spans(out_len, tile, stride, pad, kernel, in_len):
         clipped_low, clipped_high = max(low, 0), min(high, in_len - 1)
         spans.append((first, count, clipped_low, max(clipped_high - clipped_low + 1, 0)))
     return spans
+
+
+def _product_cycles(factor):
+    """Cycles of one shift-and-add product (`hw.jobs.SerialMultiplier` and the
+    dispatcher's two states around it) whose counted factor is `factor`."""
+    return (factor & 0xFF_FFFF).bit_length() + 2
+
+
+def prepare_cycles(cfg, desc):
+    """Cycles of the dispatcher's per-descriptor products (`PREP_PRODUCTS`).
+
+    `desc` holds decoded field values; like the hardware, this works for any
+    value, valid or not (a refused descriptor is prepared before it is checked).
+    """
+    tile_h, tile_w = desc["TILE_H"] & 0xFFFF, desc["TILE_W"] & 0xFFFF
+    ty_step = desc["SH"] * tile_h & 0xFF_FFFF
+    factors = {
+        "KH": desc["KH"], "SH": desc["SH"], "SW": desc["SW"],
+        "TILE_H": tile_h, "TILE_W": tile_w,
+        "PAD_T": abs(desc["PAD_T"]), "PAD_L": abs(desc["PAD_L"]),
+        "ELEM_WORDS": cfg.w_elem_words,
+        "ty_step": ty_step, "tx_step": desc["SW"] * tile_w & 0xFF_FFFF,
+        "span_h": (ty_step - desc["SH"] + desc["KH"]) & 0x1F_FFFF,
+    }
+    return sum(_product_cycles(factors[a]) for _, a, _, _ in PREP_PRODUCTS)
+
+
+def first_tile_cycles(desc):
+    """Cycles of the dispatcher's per-tile products for the first tile: the
+    input-buffer row step (SH) and the offset of the tile's first row above a
+    clipped window (PAD_T when positive)."""
+    return _product_cycles(desc["SH"]) + _product_cycles(max(desc["PAD_T"], 0))
 
 
 def _runs(spans):
@@ -170,7 +207,7 @@ def simulate(cfg, desc, timing=DEFAULT_TIMING):
                             state, count)
         return state
 
-    start = timing.dispatch
+    start = timing.dispatch + prepare_cycles(cfg, desc) + first_tile_cycles(desc)
     state = (start, start - 2, start - 1, 0, 0, 0, 0)
     active = beats_read = beats_written = 0
     for (th, wh), row_count in rows:

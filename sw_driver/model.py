@@ -25,7 +25,7 @@ from hw.config import (AccelConfig, COUNTERS, CTRL_CLEAR, CTRL_START, DESC_FIELD
                        MAGIC, REG, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, VERSION,
                        counter_offset, desc_offset)
 
-from .cycles import DEFAULT_TIMING, simulate, tile_spans
+from .cycles import DEFAULT_TIMING, prepare_cycles, simulate, tile_spans
 from .quant import requantize
 from .transport import DoneTimeout, Transport
 
@@ -264,7 +264,8 @@ class ModelTransport(Transport):
         else:
             self._error = error
             self._counters = dict.fromkeys(COUNTERS, 0)
-            self._counters["CYCLES"] = self._counters["STALL"] = self.timing.reject
+            cycles = self.timing.reject + prepare_cycles(self.cfg, decode_descriptor(self._desc)[0])
+            self._counters["CYCLES"] = self._counters["STALL"] = cycles
         self._remaining = self._counters["CYCLES"]
         self._status = STATUS_BUSY
 

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from gen import generate
-from hw.config import AccelConfig, REG, ERROR, STATUS_DONE, STATUS_ERROR, CTRL_START, \
-    CTRL_CLEAR, desc_offset
+from hw.config import AccelConfig, DESC_FIELDS, REG, ERROR, STATUS_DONE, STATUS_ERROR, \
+    CTRL_START, CTRL_CLEAR, desc_offset
 from sim.cosim import CosimTransport
+from sw_driver.cycles import DEFAULT_TIMING, prepare_cycles
 from sw_driver.driver import Accelerator, AcceleratorError
 from sw_driver.layers import Conv2dParams, ConvTranspose2dParams
-from sw_driver.model import ModelTransport
+from sw_driver.model import ModelTransport, decode_descriptor
 from sw_driver.program import METHODS
 from sw_driver.quant import requantize
 from sw_driver.reference import conv2d_reference, conv_transpose2d_reference
@@ -208,8 +209,11 @@ def test_invalid_descriptor_written_to_the_registers(default_cosim):
     transport.write_reg(REG["IRQ_ENABLE"], 1)
     transport.write_reg(desc_offset("KH"), 0)
     transport.write_reg(REG["CTRL"], CTRL_CLEAR)
+    registers = {name: transport.read_reg(desc_offset(name)) for name, _, _ in DESC_FIELDS}
     transport.write_reg(REG["CTRL"], CTRL_START)
-    assert transport.wait_done(100) < 10
+    # Refused once the dispatcher has prepared the descriptor, as the model counts.
+    assert transport.wait_done(1000) == DEFAULT_TIMING.reject + prepare_cycles(
+        transport.cfg, decode_descriptor(registers)[0])
     status = transport.read_reg(REG["STATUS"])
     assert status & (STATUS_DONE | STATUS_ERROR) == STATUS_DONE | STATUS_ERROR
     assert status >> 8 == ERROR["KERNEL"]

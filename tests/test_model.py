@@ -12,7 +12,7 @@ import pytest
 from hw.config import (AccelConfig, COUNTERS, CTRL_CLEAR, CTRL_START, DESC_FIELDS, ERROR, MAGIC,
                        REG, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, VERSION, counter_offset,
                        desc_offset)
-from sw_driver.cycles import Timing, simulate
+from sw_driver.cycles import Timing, first_tile_cycles, prepare_cycles, simulate
 from sw_driver.layers import Conv2dParams
 from sw_driver.model import ModelTransport, check_descriptor, decode_descriptor
 from sw_driver.reference import conv2d_reference
@@ -365,25 +365,34 @@ def one_by_one(**changes):
     return fields
 
 
+# The dispatcher's products for one_by_one(): bit lengths + 2 of KH 1, weight
+# element words 8, SH 1, SW 1, PAD_T 0, PAD_L 0, TILE_H * SH 2, TILE_W * SW 2,
+# TILE_H 2, TILE_W 2, SH 1, SW 1, TILE_H 2, span_h 2; then SH 1 and PAD_T 0 for
+# the first tile.
+PREPARED = 3 + 6 + 3 + 3 + 2 + 2 + 4 + 4 + 4 + 4 + 3 + 3 + 4 + 4 + 3 + 2
+
+
 def test_counters_of_one_job():
-    """dispatch 5; load 5 + 4 + read latency 8 + (12 params + 8 weight + 4 input
-    beats) + 1 = 42; compute 42..46 (4 pixels); store accepts 46 + 5 = 51, words
-    59..75 (4 int32 elements of 4 words); done 75 + 4 = 79."""
+    """dispatch 5 + 54 = 59; load 59 + 4 + read latency 8 + (12 params + 8
+    weight + 4 input beats) + 1 = 96; compute 96..100 (4 pixels); store accepts
+    100 + 6 = 106, words 120..136 (4 int32 elements of 4 words); done 136 + 4 = 140."""
     model = ModelTransport(CONFIGS["8x8"])
-    status, waited, counters = run(model, one_by_one())
+    fields = one_by_one()
+    assert prepare_cycles(CONFIGS["8x8"], fields) + first_tile_cycles(fields) == PREPARED == 54
+    status, waited, counters = run(model, fields)
     assert status == STATUS_DONE
-    assert waited == 79
-    assert counters == {"CYCLES": 79, "ACTIVE": 4, "MACS": 256, "BYTES_RD": 24 * 8,
-                        "BYTES_WR": 16 * 8, "STALL": 75}
+    assert waited == 140
+    assert counters == {"CYCLES": 140, "ACTIVE": 4, "MACS": 256, "BYTES_RD": 24 * 8,
+                        "BYTES_WR": 16 * 8, "STALL": 136}
 
 
 def test_counters_of_two_pipelined_jobs():
-    """CI_BLOCKS = 2: job 0 loads 5..42 and computes 42..46; job 1 loads from 42,
-    weights first (5 cycles to the request) with no params: 42 + 5 + 8 + 12 + 1 =
-    68, computes 68..72; store 77, words 85..101; done 105."""
+    """CI_BLOCKS = 2: job 0 loads 59..96 and computes 96..100; job 1 loads from
+    96, weights first (5 cycles to the request) with no params: 96 + 5 + 8 + 12 +
+    1 = 122, computes 122..126; store 132, words 146..162; done 166."""
     model = ModelTransport(CONFIGS["8x8"])
     _, waited, counters = run(model, one_by_one(CI_BLOCKS=2))
-    assert waited == counters["CYCLES"] == 105
+    assert waited == counters["CYCLES"] == 166
     assert counters["ACTIVE"] == 8
     assert counters["BYTES_RD"] == (24 + 12) * 8
 
@@ -393,7 +402,7 @@ def test_counters_follow_the_timing_constants():
                     acc_handoff=0, store_first_word=0, finish=0)
     model = ModelTransport(CONFIGS["8x8"], timing=timing)
     _, waited, counters = run(model, one_by_one())
-    assert waited == (1 + 24 + 1) + 8 + 16             # PASS_MIN 8 > 4 pixels
+    assert waited == PREPARED + (1 + 24 + 1) + 8 + 16  # PASS_MIN 8 > 4 pixels
     assert counters["STALL"] == waited - 4
     fields = one_by_one(CO_BLOCKS=2, OUT_BLK_PITCH=128, MODE=1)
     assert run(model, fields)[2] == simulate(CONFIGS["8x8"], fields, timing)
@@ -434,7 +443,8 @@ def test_error_code(error):
         assert counters == simulate(cfg, fields)     # the run goes on to its end
     else:
         assert check_descriptor(cfg, registers(fields)) == error
-        assert waited == counters["CYCLES"] == counters["STALL"] == Timing().reject
+        refused_after = Timing().reject + prepare_cycles(cfg, decode_descriptor(registers(fields))[0])
+        assert waited == counters["CYCLES"] == counters["STALL"] == refused_after
         assert counters["ACTIVE"] == counters["BYTES_RD"] == 0
     model.write_reg(REG["CTRL"], CTRL_CLEAR)
     assert model.read_reg(REG["STATUS"]) == 0
@@ -508,9 +518,9 @@ def test_counters_are_64_bit_lo_hi_pairs():
     timing = Timing(read_latency=(1 << 32) + 5)
     model = ModelTransport(CONFIGS["8x8"], timing=timing)
     _, waited, counters = run(model, one_by_one())
-    assert waited == counters["CYCLES"] == 79 - 8 + (1 << 32) + 5
+    assert waited == counters["CYCLES"] == 140 - 8 + (1 << 32) + 5
     assert model.read_reg(counter_offset("CYCLES") + 4) == 1
-    assert model.read_reg(counter_offset("CYCLES")) == 79 - 8 + 5
+    assert model.read_reg(counter_offset("CYCLES")) == 140 - 8 + 5
 
 
 def test_busy_done_clear_and_irq():
@@ -523,7 +533,7 @@ def test_busy_done_clear_and_irq():
     with pytest.raises(DoneTimeout, match="not done after 50 cycles"):
         model.wait_done(50)
     assert model.read_reg(REG["STATUS"]) == STATUS_BUSY
-    assert model.wait_done(29) == 29                      # 79 in all
+    assert model.wait_done(90) == 90                      # 140 in all
     assert model.read_reg(REG["STATUS"]) == STATUS_DONE and model.irq
     assert model.wait_done(0) == 0                        # already done
     model.write_reg(REG["IRQ_ENABLE"], 0)
@@ -541,8 +551,8 @@ def test_wait_done_waits_for_the_irq_line():
     model = ModelTransport(CONFIGS["8x8"])
     start(model, one_by_one())
     model.write_reg(REG["IRQ_ENABLE"], 0)
-    with pytest.raises(DoneTimeout, match="irq not raised within 100 cycles"):
-        model.wait_done(100)
+    with pytest.raises(DoneTimeout, match="irq not raised within 200 cycles"):
+        model.wait_done(200)
     assert model.read_reg(REG["STATUS"]) == STATUS_DONE
 
 

@@ -60,11 +60,12 @@ class EveryProduct(Elaboratable):
 def test_pe_every_int8_pair():
     dut = EveryProduct()
     weights = list(range(-128, 128))
-    samples = run(dut, lambda ctx, cycle: ctx.set(dut.w, weights[cycle]), [dut.products], 256)
+    samples = run(dut, lambda ctx, cycle: ctx.set(dut.w, weights[min(cycle, 255)]), [dut.products], 257)
     x = np.arange(-128, 128)
-    assert PE.latency == 1
-    # Product of the weight driven before tick t is visible right after it.
-    for w, (products,) in zip(weights, samples):
+    assert PE.latency == 2
+    # Product of the weight driven before tick t is visible right after tick t + 1.
+    assert unpack(samples[0][0], 16, 256) == [0] * 256
+    for w, (products,) in zip(weights, samples[1:]):
         assert unpack(products, 16, 256) == (w * x).tolist()
 
 
@@ -111,8 +112,8 @@ def test_pe_array_matches_numpy(rows, cols):
 
 
 @pytest.mark.parametrize("rows, sum_width, latency", [
-    (1, 16, 1), (2, 17, 2), (3, 18, 2), (4, 18, 2), (5, 19, 3), (8, 19, 3), (12, 20, 3),
-    (16, 20, 3), (17, 21, 4), (64, 22, 4),
+    (1, 16, 2), (2, 17, 3), (3, 18, 3), (4, 18, 3), (5, 19, 4), (8, 19, 4), (12, 20, 4),
+    (16, 20, 4), (17, 21, 5), (64, 22, 5),
 ])
 def test_pe_array_widths_and_latency(rows, sum_width, latency):
     dut = PEArray(AccelConfig(rows=rows, cols=3))
@@ -131,3 +132,17 @@ def test_pe_array_refuses_non_config(cfg):
 def test_pe_refuses_bad_data_width(data_width):
     with pytest.raises(TypeError, match=f"^data_width must be a positive integer, not {re.escape(repr(data_width))}$"):
         PE(data_width=data_width)
+
+
+def test_pe_on_ecp5_is_one_registered_dsp():
+    """For the ECP5 the PE is a MULT18X18D using its input and output registers
+    (the same latency), signed, clocked and reset by the sync domain."""
+    from amaranth.back import rtlil
+    from hw.board.boards import get_board
+    text = rtlil.convert(PE(), platform=get_board("ulx3s"), name="pe")
+    assert text.count("cell \\MULT18X18D") == 1
+    for register in ("INPUTA", "INPUTB", "OUTPUT"):
+        assert f'parameter \\REG_{register}_CLK "CLK0"' in text
+    assert 'parameter \\REG_PIPELINE_CLK' not in text
+    assert "$mul" not in rtlil.convert(PE(), platform=get_board("ulx3s"), name="pe")
+    assert "MULT18X18D" not in rtlil.convert(PE(), name="pe")

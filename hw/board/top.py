@@ -176,5 +176,7 @@ class BoardTop(wiring.Component):
 
 
 def board_verilog(board, *, image="accel", name="board_top"):
-    """Verilog text of the BoardTop of `board`."""
-    return verilog.convert(BoardTop(board, image=image), name=name)
+    """Verilog text of the BoardTop of `board`, elaborated for the board's FPGA
+    (`board` is the platform: its `family` selects primitives such as the PEs'
+    DSPs on the ECP5)."""
+    return verilog.convert(BoardTop(board, image=image), name=name, platform=board)
