@@ -236,17 +236,19 @@ class Dispatcher(wiring.Component):
 
         last_cib = cib == d.CI_BLOCKS[:16] - 1
         last_cob = cob == d.CO_BLOCKS[:16] - 1
-        last_tx = ox0 + tile_w >= d.OUT_W[:16]
-        last_ty = oy0 + tile_h >= d.OUT_H[:16]
+        last_tx = Signal()              # the tile is the last of its row / column
+        last_ty = Signal()
+        # The window clipped to the input: first and last input, minus one and inclusive.
+        first_y_m1 = Signal(SCOORD)
+        first_x_m1 = Signal(SCOORD)
+        clip_y = Signal(SCOORD)
+        clip_x = Signal(SCOORD)
         w_step = prep["w_words"] << (cfg.bus_bytes.bit_length() - 1)   # bus_bytes: a power of 2
         p_step = cfg.p_elem_words * cfg.bus_bytes
 
-        def clip(lo, hi, size, length, local):
-            """Window length within [0, size) and the tile's origin relative to it."""
-            first = Mux(lo < 0, 0, lo)
-            last = Mux(hi > size - 1, size - 1, hi)
-            return [length.eq(Mux(last >= first, last - first + 1, 0)),
-                    local.eq(Mux(lo < 0, lo, 0))]
+        in_h_m1 = Signal(17)
+        in_w_m1 = Signal(17)
+        m.d.sync += [in_h_m1.eq(d.IN_H[:16] - 1), in_w_m1.eq(d.IN_W[:16] - 1)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -270,25 +272,43 @@ class Dispatcher(wiring.Component):
                     ]
                     m.next = "BOUNDS"
 
+            # A tile's bounds and window, one carry chain a state.
             with m.State("BOUNDS"):
                 rows_left = d.OUT_H[:16] - oy0
                 cols_left = d.OUT_W[:16] - ox0
                 m.d.sync += [
                     th.eq(Mux(tile_h < rows_left, tile_h, rows_left)),
                     tw.eq(Mux(tile_w < cols_left, tile_w, cols_left)),
+                    last_ty.eq(oy0 + tile_h >= d.OUT_H[:16]),
+                    last_tx.eq(ox0 + tile_w >= d.OUT_W[:16]),
                     iy_lo.eq(lo_y), ix_lo.eq(lo_x),
-                    iy_hi.eq(Mux(last_ty, last_y_hi, lo_y + span_y)),
-                    ix_hi.eq(Mux(last_tx, last_x_hi, lo_x + span_x)),
                     # The window starts at the clipped first row and column.
                     in_yx.eq(Mux(lo_y < 0, 0, in_row_off) + Mux(lo_x < 0, 0, in_col_off)),
                 ]
-                m.next = "WINDOW"
-            with m.State("WINDOW"):
-                m.d.sync += clip(iy_lo, iy_hi, d.IN_H[:16], wh, lrow0)
-                m.d.sync += clip(ix_lo, ix_hi, d.IN_W[:16], ww, lcol0)
-                m.d.sync += [in_tile.eq(d.IN_BASE + in_yx), in_addr.eq(d.IN_BASE + in_yx),
-                             w_addr.eq(d.W_BASE),
-                             p_addr.eq(d.P_BASE), out_addr.eq(out_tile)]
+                m.next = "SPAN"
+            with m.State("SPAN"):
+                m.d.sync += [
+                    iy_hi.eq(Mux(last_ty, last_y_hi, iy_lo + span_y)),
+                    ix_hi.eq(Mux(last_tx, last_x_hi, ix_lo + span_x)),
+                    in_tile.eq(d.IN_BASE + in_yx), in_addr.eq(d.IN_BASE + in_yx),
+                    w_addr.eq(d.W_BASE), p_addr.eq(d.P_BASE), out_addr.eq(out_tile),
+                ]
+                m.next = "CLIP"
+            with m.State("CLIP"):
+                m.d.sync += [
+                    first_y_m1.eq(Mux(iy_lo < 0, 0, iy_lo) - 1),
+                    first_x_m1.eq(Mux(ix_lo < 0, 0, ix_lo) - 1),
+                    clip_y.eq(Mux(iy_hi > in_h_m1, in_h_m1, iy_hi)),
+                    clip_x.eq(Mux(ix_hi > in_w_m1, in_w_m1, ix_hi)),
+                    lrow0.eq(Mux(iy_lo < 0, iy_lo, 0)),
+                    lcol0.eq(Mux(ix_lo < 0, ix_lo, 0)),
+                ]
+                m.next = "LENGTH"
+            with m.State("LENGTH"):
+                m.d.sync += [
+                    wh.eq(Mux(clip_y > first_y_m1, clip_y - first_y_m1, 0)),
+                    ww.eq(Mux(clip_x > first_x_m1, clip_x - first_x_m1, 0)),
+                ]
                 m.next = "ROW_STEP"
             multiply("ROW_STEP", sh, ww, C(0), row_step.eq, "BASE")
             multiply("BASE", -lrow0, ww, lrow0 < 0, base0.eq, "PUSH")

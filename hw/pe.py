@@ -86,9 +86,10 @@ class PEArray(wiring.Component):
     - `valid_out`: `valid` delayed by `latency`.
 
     `sum_width = 2 * data_width + ceil(log2(R))` holds every possible sum. The
-    operands and products are registered, then every second adder level and
-    the last one, so no path has more than two adders:
-    `latency = 2 + ceil(ceil(log2(R)) / 2)`.
+    operands and products are registered, then the first adder level (the
+    products may come from DSPs far from the adders), every second level after
+    it and the last one, so no path has more than two adders: with
+    `L = ceil(log2(R))` adder levels, `latency = 2 + (L // 2 + 1 if L else 0)`.
     A new pixel can enter every cycle.
     """
 
@@ -99,7 +100,7 @@ class PEArray(wiring.Component):
         self.tree_levels = (cfg.rows - 1).bit_length()     # ceil(log2(R))
         self.product_width = 2 * cfg.data_width
         self.sum_width = self.product_width + self.tree_levels
-        self.latency = PE.latency + (self.tree_levels + 1) // 2
+        self.latency = PE.latency + (self.tree_levels // 2 + 1 if self.tree_levels else 0)
         super().__init__({
             "x": In(cfg.data_width * cfg.rows),
             "w": In(cfg.data_width * cfg.rows * cfg.cols),
@@ -124,7 +125,7 @@ class PEArray(wiring.Component):
                 terms.append(pe.product)
 
             for level in range(1, self.tree_levels + 1):
-                registered = level % 2 == 0 or level == self.tree_levels
+                registered = level % 2 == 1 or level == self.tree_levels
                 domain = m.d.sync if registered else m.d.comb
                 level_width = self.product_width + level    # a sum of 2**level products
                 next_terms = []

@@ -112,8 +112,8 @@ def test_pe_array_matches_numpy(rows, cols):
 
 
 @pytest.mark.parametrize("rows, sum_width, latency", [
-    (1, 16, 2), (2, 17, 3), (3, 18, 3), (4, 18, 3), (5, 19, 4), (8, 19, 4), (12, 20, 4),
-    (16, 20, 4), (17, 21, 5), (64, 22, 5),
+    (1, 16, 2), (2, 17, 3), (3, 18, 4), (4, 18, 4), (5, 19, 4), (8, 19, 4), (12, 20, 5),
+    (16, 20, 5), (17, 21, 5), (64, 22, 6),
 ])
 def test_pe_array_widths_and_latency(rows, sum_width, latency):
     dut = PEArray(AccelConfig(rows=rows, cols=3))

