@@ -397,6 +397,12 @@ def test_counters_of_two_pipelined_jobs():
     assert counters["BYTES_RD"] == (24 + 12) * 8
 
 
+def test_timing_constants_follow_the_hardware():
+    """Constants the model shares with the RTL rather than measures on it."""
+    from hw.compute import PASS_MIN
+    assert Timing().pass_min == PASS_MIN
+
+
 def test_counters_follow_the_timing_constants():
     timing = Timing(dispatch=0, load_first_cmd=1, read_latency=0, pass_min=8,
                     acc_handoff=0, store_first_word=0, finish=0)
