@@ -82,7 +82,7 @@ class StoreStage(wiring.Component):
                 m.d.sync += col.eq(col + 1)
         # The bank is handed back once the requantiser has taken the last pixel
         # and its parameters, so the compute stage may then overwrite both.
-        release_delay = rq.latency + 2
+        release_delay = rq.latency + 3
         released = Signal(release_delay)
         finishing = reading & (rows_left == 0)
         with m.If(finishing):
@@ -93,18 +93,27 @@ class StoreStage(wiring.Component):
         with m.If(released[-1]):
             m.d.comb += self.release.eq(Mux(release_bank[-1], 0b10, 0b01))
 
+        # The accumulator buffer's output is registered (with its bank's
+        # parameters) before the requantiser: block RAM clock-to-output is
+        # most of a cycle on FPGAs.
         read_valid = Signal()
         read_bank = Signal()
         m.d.sync += [read_valid.eq(read), read_bank.eq(bank)]
+        acc = Signal.like(self.acc_rd_data[0])
+        mult = Signal.like(self.mult[0])
+        shift = Signal.like(self.shift[0])
+        acc_valid = Signal()
+        m.d.sync += [acc.eq(self.acc_rd_data[read_bank]), mult.eq(self.mult[read_bank]),
+                     shift.eq(self.shift[read_bank]), acc_valid.eq(read_valid)]
         m.d.comb += [
-            rq.acc.eq(self.acc_rd_data[read_bank]),
-            rq.mult.eq(self.mult[read_bank]),
-            rq.valid.eq(read_valid),
+            rq.acc.eq(acc),
+            rq.mult.eq(mult),
+            rq.valid.eq(acc_valid),
             rq.zero_point.eq(desc_signed(d, "OUT_ZP", 8)),
             rq.act_min.eq(desc_signed(d, "ACT_MIN", 8)),
             rq.act_max.eq(desc_signed(d, "ACT_MAX", 8)),
         ]
-        m.d.comb += rq.shift.eq(self.shift[read_bank])
+        m.d.comb += rq.shift.eq(shift)
         m.d.comb += [
             fifo.w_data.eq(Mux(requant_mode, rq.result, rq.raw)),
             fifo.w_en.eq(rq.valid_out),
