@@ -243,6 +243,10 @@ class CosimTransport(Transport):
 
     def _abort(self):
         self._closed = True
+        self._release()
+
+    def _release(self):
+        """Drop the connection, the simulator process, the listener and the files."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -339,14 +343,7 @@ class CosimTransport(Transport):
                 except subprocess.TimeoutExpired:
                     _kill(self._proc)
         finally:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            _kill(self._proc)
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
-            self._cleanup_files()
+            self._release()
             if self._own_workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
