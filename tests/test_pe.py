@@ -144,5 +144,5 @@ def test_pe_on_ecp5_is_one_registered_dsp():
     for register in ("INPUTA", "INPUTB", "OUTPUT"):
         assert f'parameter \\REG_{register}_CLK "CLK0"' in text
     assert 'parameter \\REG_PIPELINE_CLK' not in text
-    assert "$mul" not in rtlil.convert(PE(), platform=get_board("ulx3s"), name="pe")
+    assert "$mul" not in text
     assert "MULT18X18D" not in rtlil.convert(PE(), name="pe")
