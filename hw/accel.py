@@ -95,11 +95,42 @@ class ConvAccel(wiring.Component):
         ]
         return checks
 
+    @staticmethod
+    def _read_mux(m, axil, readable):
+        """The register read data, in two registered halves (the slave's read
+        latency is 2): in the cycle after `read` each group of eight registers
+        is multiplexed into a register next to them, in the cycle after that
+        the addressed group is selected. Unmapped addresses read 0."""
+        group_words = 8
+        low = slice(2, 2 + (group_words - 1).bit_length())
+        high = slice(low.stop, None)
+        read_addr = Signal.like(axil.addr)
+        with m.If(axil.read):
+            m.d.sync += read_addr.eq(axil.addr)
+        groups = {}
+        for offset, value in readable.items():
+            groups.setdefault(offset >> low.stop, {})[offset >> low.start & (group_words - 1)] = value
+        group_data = {}
+        for group, members in groups.items():
+            group_data[group] = Signal(32, name=f"read_group_{group}")
+            with m.Switch(read_addr[low]):
+                for index, value in members.items():
+                    with m.Case(index):
+                        m.d.sync += group_data[group].eq(value)
+                with m.Default():
+                    m.d.sync += group_data[group].eq(0)
+        rdata = Signal(32)
+        with m.Switch(read_addr[high]):
+            for group, value in group_data.items():
+                with m.Case(group):
+                    m.d.comb += rdata.eq(value)
+        return rdata
+
     def elaborate(self, platform):
         cfg = self.cfg
         m = Module()
 
-        m.submodules.axil = axil = AXILiteSlave(AXIL_ADDR_WIDTH)
+        m.submodules.axil = axil = AXILiteSlave(AXIL_ADDR_WIDTH, read_latency=2)
         m.submodules.reader = reader = ReadEngine(cfg)
         m.submodules.writer = writer = WriteEngine(cfg)
         connect_flat(m, self, "s_axil_", axil.axil)
@@ -140,15 +171,8 @@ class ConvAccel(wiring.Component):
         for index, name in enumerate(COUNTERS):
             readable[REG["COUNTERS"] + 8 * index] = counters[name][:32]
             readable[REG["COUNTERS"] + 8 * index + 4] = counters[name][32:]
-        rdata = Signal(32)
-        with m.If(axil.read):
-            with m.Switch(reg_addr):
-                for offset, value in readable.items():
-                    with m.Case(offset):
-                        m.d.sync += rdata.eq(value)
-                with m.Default():
-                    m.d.sync += rdata.eq(0)
-        m.d.comb += [axil.rdata.eq(rdata), self.irq.eq(done & irq_enable)]
+        m.d.comb += [axil.rdata.eq(self._read_mux(m, axil, readable)),
+                     self.irq.eq(done & irq_enable)]
 
         # Bank ownership flags between the stages.
         in_full = Signal(2)
@@ -178,24 +202,25 @@ class ConvAccel(wiring.Component):
         params = [Signal(cfg.p_elem_words * cfg.bus_bytes * 8, name=f"params{b}") for b in range(2)]
         acc_params = [Signal(3 * 32 * cfg.cols, name=f"acc_params{b}") for b in range(2)]
         lane_bits = 32 * cfg.cols
-        for b in range(2):
-            in_mem = Memory(shape=8 * cfg.rows, depth=cfg.in_depth, init=[])
-            w_mem = Memory(shape=8 * cfg.pes, depth=cfg.kernel_max ** 2, init=[])
-            acc_mem = Memory(shape=32 * cfg.cols, depth=cfg.acc_depth, init=[])
-            m.submodules[f"in_mem{b}"] = in_mem
-            m.submodules[f"w_mem{b}"] = w_mem
-            m.submodules[f"acc_mem{b}"] = acc_mem
-            for mem, addr, wdata, en in ((in_mem, load.in_addr, load.in_data, load.in_en),
-                                         (w_mem, load.w_addr, load.w_data, load.w_en)):
-                write = mem.write_port()
-                m.d.comb += [write.addr.eq(addr), write.data.eq(wdata),
-                             write.en.eq(en & (load.bank == b))]
-            in_read = in_mem.read_port()
-            w_read = w_mem.read_port()
+        # Input and weight buffers: both banks in one memory, the bank is the
+        # top address bit (load writes one bank while compute reads the other;
+        # bank 1 starts at the next power of two).
+        for name, depth, (addr, wdata, en), (rd_addr, rd_data) in (
+                ("in_mem", cfg.in_depth, (load.in_addr, load.in_data, load.in_en),
+                 (compute.in_rd_addr, compute.in_rd_data)),
+                ("w_mem", cfg.kernel_max ** 2, (load.w_addr, load.w_data, load.w_en),
+                 (compute.w_rd_addr, compute.w_rd_data))):
+            m.submodules[name] = mem = Memory(shape=len(wdata), depth=(1 << len(addr)) + depth,
+                                              init=[])
+            write = mem.write_port()
+            read = mem.read_port()
             m.d.comb += [
-                in_read.addr.eq(compute.in_rd_addr), compute.in_rd_data[b].eq(in_read.data),
-                w_read.addr.eq(compute.w_rd_addr), compute.w_rd_data[b].eq(w_read.data),
+                write.addr.eq(Cat(addr, load.bank)), write.data.eq(wdata), write.en.eq(en),
+                read.addr.eq(Cat(rd_addr, compute.rd_bank)), rd_data.eq(read.data),
             ]
+        for b in range(2):
+            acc_mem = Memory(shape=32 * cfg.cols, depth=cfg.acc_depth, init=[])
+            m.submodules[f"acc_mem{b}"] = acc_mem
             acc_write = acc_mem.write_port()
             acc_read = acc_mem.read_port()
             m.d.comb += [

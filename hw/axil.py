@@ -5,12 +5,14 @@ The owner of the register bus sees one-cycle strobes:
 - write: `write` is high for one cycle with `addr`, `wdata` and `wstrb` valid
   in that cycle. The owner updates the bytes whose `wstrb` bit is set.
 - read: `read` is high for one cycle (cycle N) with `addr` valid. The owner
-  must drive the register value on `rdata` during cycle N+1; the slave
-  samples it at the end of cycle N+1. `addr` keeps its value through cycle
-  N+1 and no strobe is issued in cycle N+1, so `rdata` may be either a
-  register loaded in cycle N (`with m.If(read): m.d.sync += rdata.eq(...)`)
-  or a combinational decode of `addr` and state in cycle N+1. Each AXI read
-  produces exactly one `read` strobe (read side effects are safe).
+  must drive the register value on `rdata` during cycle N+L, L being the
+  slave's `read_latency` (1 or 2); the slave samples it at the end of that
+  cycle. `addr` keeps its value through cycle N+L and no strobe is issued in
+  cycles N+1..N+L, so with L = 1 `rdata` may be either a register loaded in
+  cycle N (`with m.If(read): m.d.sync += rdata.eq(...)`) or a combinational
+  decode of `addr` and state in cycle N+1; L = 2 leaves room for one more
+  register stage (a large register file's read multiplexer in two halves).
+  Each AXI read produces exactly one `read` strobe (read side effects are safe).
 
 `addr` is the AXI byte address with bits 1:0 cleared. AWPROT/ARPROT are
 ignored; BRESP and RRESP are always OKAY.
@@ -18,8 +20,8 @@ ignored; BRESP and RRESP are always OKAY.
 AXI timing (cycle 0 = the handshake cycle; AW and W may come in any order or
 together, the later of the two counts): a write strobes `write` in cycle 1 and
 raises BVALID in cycle 2; a read strobes `read` in cycle 1 and raises RVALID
-with the data in cycle 3 (one cycle later each when the other direction holds
-the register bus). Each direction executes one transaction at a time and
+with the data in cycle 2 + L (one cycle later each when the other direction
+holds the register bus). Each direction executes one transaction at a time and
 holds at most one more request (one AW, one W, one AR) until the pending
 response has been taken: the READY of a channel is low while its holding
 register is full. The read and write paths only share the register bus (a
@@ -44,14 +46,18 @@ class AXILiteSlave(wiring.Component):
       axil: In(AXI4LiteSignature(addr_width=addr_width)), the slave port
       addr: Out(addr_width), byte address, word aligned
       wdata: Out(32), wstrb: Out(4), write: Out(1) (one-cycle strobe)
-      read: Out(1) (one-cycle strobe), rdata: In(32) (valid the cycle after `read`)
+      read: Out(1) (one-cycle strobe), rdata: In(32) (valid `read_latency`
+        cycles after `read`)
     """
 
-    def __init__(self, addr_width=12):
+    def __init__(self, addr_width=12, *, read_latency=1):
         if (isinstance(addr_width, bool) or not isinstance(addr_width, int)
                 or not 4 <= addr_width <= 32):
             raise ValueError(f"addr_width must be an integer in 4..32, not {addr_width!r}")
+        if type(read_latency) is not int or read_latency not in (1, 2):
+            raise ValueError(f"read_latency must be 1 or 2, not {read_latency!r}")
         self._addr_width = addr_width
+        self.read_latency = read_latency
         super().__init__({
             "axil": In(AXI4LiteSignature(addr_width=addr_width)),
             "addr": Out(addr_width),
@@ -75,7 +81,8 @@ class AXILiteSlave(wiring.Component):
         b_valid = Signal()
         ar_full = Signal()
         ar_addr = Signal(word_bits)
-        r_wait = Signal()             # cycle after `read`: the owner drives rdata
+        # Bit k: `read` was k + 1 cycles ago; the owner drives rdata while the top bit is set.
+        r_wait = Signal(self.read_latency)
         r_valid = Signal()
         r_data = Signal(32)
 
@@ -99,8 +106,8 @@ class AXILiteSlave(wiring.Component):
         do_write = Signal()
         do_read = Signal()
         m.d.comb += [
-            do_write.eq(aw_full & w_full & ~b_valid & ~r_wait),
-            do_read.eq(ar_full & ~r_valid & ~r_wait & ~do_write),
+            do_write.eq(aw_full & w_full & ~b_valid & ~r_wait.any()),
+            do_read.eq(ar_full & ~r_valid & ~r_wait.any() & ~do_write),
             self.write.eq(do_write),
             self.read.eq(do_read),
             self.wdata.eq(w_data),
@@ -112,9 +119,10 @@ class AXILiteSlave(wiring.Component):
         with m.Elif(b_valid & bus.bready):
             m.d.sync += b_valid.eq(0)
         with m.If(do_read):
-            m.d.sync += [ar_full.eq(0), r_wait.eq(1)]
-        with m.If(r_wait):
-            m.d.sync += [r_wait.eq(0), r_valid.eq(1), r_data.eq(self.rdata)]
+            m.d.sync += ar_full.eq(0)
+        m.d.sync += r_wait.eq(Cat(do_read, r_wait[:-1]))
+        with m.If(r_wait[-1]):
+            m.d.sync += [r_valid.eq(1), r_data.eq(self.rdata)]
         with m.Elif(r_valid & bus.rready):
             m.d.sync += r_valid.eq(0)
         return m

@@ -1,19 +1,22 @@
 """Compute stage: streams each job's tile through the PE array, one pixel per
 cycle per kernel tap, accumulating into accumulator bank `t % 2`.
 
-Pipeline, with `t` the cycle a pixel is issued and `LA` the array latency
-(at least 2):
+The input and weight buffers hold both banks, the bank being the top
+address bit, so no multiplexer follows them. Pipeline, with `t` the cycle a
+pixel is issued and `LA` the array latency (at least 2):
 
     t        input and weight buffer addresses presented
-    t+1      buffer data out; pixel masked to zero when outside the input
-    t+LA-1   accumulator read address presented
-    t+LA     accumulator data out, registered
-    t+1+LA   column sums out; bias or old accumulator plus sums written back
+    t+1      buffer data out, registered
+    t+2      pixel masked to zero when outside the input; into the array
+    t+LA     accumulator read address presented
+    t+1+LA   accumulator data out, registered
+    t+2+LA   column sums out; bias or old accumulator plus sums written back
 
-The register after the accumulator buffer keeps its clock-to-output time off
-the adder's path. A kernel-tap pass lasts at least PASS_MIN cycles so a
-pixel's accumulator is never read before the previous pass wrote it: pass
-p + 1 reads pixel i at t + PASS_MIN + LA - 1, after the write at t + 1 + LA.
+The registers after the buffers keep the block RAMs' clock-to-output time
+off the paths into the array and the adders. A kernel-tap pass lasts at
+least PASS_MIN cycles so a pixel's accumulator is never read before the
+previous pass wrote it: pass p + 1 reads pixel i at t + PASS_MIN + LA, after
+the write at t + 2 + LA.
 """
 
 from amaranth import *
@@ -39,8 +42,8 @@ class ComputeStage(wiring.Component):
             "acc_free": In(2), "acc_filled": Out(2),
             "copy_params": Out(1), "copy_from": Out(1), "copy_to": Out(1),
             "in_rd_addr": Out(range(cfg.in_depth)), "w_rd_addr": Out(range(cfg.kernel_max ** 2)),
-            "in_rd_data": In(data.ArrayLayout(8 * R, 2)),
-            "w_rd_data": In(data.ArrayLayout(8 * R * C, 2)),
+            "rd_bank": Out(1),
+            "in_rd_data": In(8 * R), "w_rd_data": In(8 * R * C),
             "acc_rd_addr": Out(range(cfg.acc_depth)), "acc_rd_bank": Out(1),
             "acc_rd_data": In(data.ArrayLayout(32 * C, 2)),
             "bias": In(data.ArrayLayout(32 * C, 2)),
@@ -80,16 +83,22 @@ class ComputeStage(wiring.Component):
 
         ctrl_layout = data.StructLayout({
             "valid": 1, "inside": 1, "addr": range(cfg.acc_depth),
-            "from_bias": 1, "tile_end": 1, "bank": 1, "in_bank": 1,
+            "from_bias": 1, "tile_end": 1, "bank": 1,
         })
         issue = Signal(ctrl_layout)
 
         running = Signal()
         m.d.comb += self.busy.eq(running)
-        last_col = Signal(COORD)   # job.tw - 1 and job.th - 1, kept off the control path
-        last_row = Signal(COORD)
-        last_x = x == last_col
-        last_y = y == last_row
+        # The pixel is the last of its row / of the tile: registers set one
+        # pixel ahead, as the end of a pass enables many registers.
+        last_x = Signal()
+        last_y = Signal()
+        single_col = Signal()      # job.tw == 1, job.th == 1
+        single_row = Signal()
+        col_before_last = Signal(COORD)   # job.tw - 2, job.th - 2
+        row_before_last = Signal(COORD)
+        first_x = [x.eq(0), last_x.eq(single_col)]
+        first_y = [y.eq(0), last_y.eq(single_row)]
         last_kw = kw == d.KW[:8] - 1
         last_kh = kh == d.KH[:8] - 1
         pass_ends = (pixels_done | last_x & last_y) & (pass_cycle >= PASS_MIN - 1)
@@ -106,8 +115,11 @@ class ComputeStage(wiring.Component):
                     self.copy_from.eq(in_bank), self.copy_to.eq(acc_bank),
                 ]
                 m.d.sync += [
-                    job.eq(j), running.eq(1), last_col.eq(j.tw - 1), last_row.eq(j.th - 1),
-                    kh.eq(0), kw.eq(0), tap.eq(0), y.eq(0), x.eq(0), pixel.eq(0),
+                    job.eq(j), running.eq(1),
+                    single_col.eq(j.tw == 1), single_row.eq(j.th == 1),
+                    col_before_last.eq(j.tw - 2), row_before_last.eq(j.th - 2),
+                    x.eq(0), last_x.eq(j.tw == 1), y.eq(0), last_y.eq(j.th == 1),
+                    kh.eq(0), kw.eq(0), tap.eq(0), pixel.eq(0),
                     pass_cycle.eq(0), pixels_done.eq(0),
                     lrow.eq(j.lrow0), lcol.eq(j.lcol0), row_base.eq(j.base0),
                     lrow_pass.eq(j.lrow0), lcol_pass.eq(j.lcol0), row_base_pass.eq(j.base0),
@@ -120,7 +132,6 @@ class ComputeStage(wiring.Component):
                 issue.from_bias.eq(job.first & (tap == 0)),
                 issue.tile_end.eq(job.last & job_ends),
                 issue.bank.eq(acc_bank),
-                issue.in_bank.eq(in_bank),
                 self.active.eq(~pixels_done),
             ]
             with m.If(pass_cycle < PASS_MIN - 1):
@@ -128,14 +139,16 @@ class ComputeStage(wiring.Component):
             with m.If(~pixels_done):
                 m.d.sync += pixel.eq(pixel + 1)
                 with m.If(~last_x):
-                    m.d.sync += [x.eq(x + 1), lcol.eq(lcol + d.SW[:8])]
+                    m.d.sync += [x.eq(x + 1), last_x.eq(x == col_before_last),
+                                 lcol.eq(lcol + d.SW[:8])]
                 with m.Elif(~last_y):
-                    m.d.sync += [x.eq(0), y.eq(y + 1), lcol.eq(lcol_pass),
+                    m.d.sync += [*first_x, y.eq(y + 1), last_y.eq(y == row_before_last),
+                                 lcol.eq(lcol_pass),
                                  lrow.eq(lrow + d.SH[:8]), row_base.eq(row_base + job.row_step)]
                 with m.Else():
                     m.d.sync += pixels_done.eq(1)
             with m.If(pass_ends):
-                m.d.sync += [x.eq(0), y.eq(0), pixel.eq(0), pass_cycle.eq(0),
+                m.d.sync += [*first_x, *first_y, pixel.eq(0), pass_cycle.eq(0),
                              pixels_done.eq(0), tap.eq(tap + 1)]
                 with m.If(~last_kw):
                     m.d.sync += [kw.eq(kw + 1), lcol_pass.eq(lcol_pass + 1), lcol.eq(lcol_pass + 1),
@@ -154,21 +167,24 @@ class ComputeStage(wiring.Component):
         m.d.comb += [
             self.in_rd_addr.eq((row_base + lcol)[:len(self.in_rd_addr)]),
             self.w_rd_addr.eq(tap),
+            self.rd_bank.eq(in_bank),
         ]
 
         # Delay line of the control bits alongside the data path.
         la = array.latency
-        stages = [Signal(ctrl_layout, name=f"ctrl{i}") for i in range(la + 2)]
+        stages = [Signal(ctrl_layout, name=f"ctrl{i}") for i in range(la + 3)]
         m.d.comb += stages[0].eq(issue)
         for prev, cur in zip(stages, stages[1:]):
             m.d.sync += cur.eq(prev)
-        s1, s_read, s_data, s_write = stages[1], stages[la - 1], stages[la], stages[la + 1]
+        s_in, s_read, s_data, s_write = stages[2], stages[la], stages[la + 1], stages[la + 2]
 
-        pixel_in = Mux(s1.inside, self.in_rd_data[s1.in_bank], 0)
+        in_data = Signal.like(self.in_rd_data)
+        w_data = Signal.like(self.w_rd_data)
+        m.d.sync += [in_data.eq(self.in_rd_data), w_data.eq(self.w_rd_data)]
         m.d.comb += [
-            array.x.eq(pixel_in),
-            array.w.eq(self.w_rd_data[s1.in_bank]),
-            array.valid.eq(s1.valid),
+            array.x.eq(Mux(s_in.inside, in_data, 0)),
+            array.w.eq(w_data),
+            array.valid.eq(s_in.valid),
             self.acc_rd_addr.eq(s_read.addr),
             self.acc_rd_bank.eq(s_read.bank),
         ]

@@ -141,8 +141,7 @@ class BurstPlanner(wiring.Component):
         p_elem_pitch = Signal(waddr_bits)
         p_n_rows = Signal(16)
         p_row_pitch = Signal(waddr_bits)
-        p_ready = Signal()
-        m.d.comb += p_ready.eq(p_full & (p_mul == 0))
+        p_ready = Signal()            # p_full and p_mul == 0, kept in a register
 
         # Planner state, all addresses in words.
         active = Signal()
@@ -157,27 +156,29 @@ class BurstPlanner(wiring.Component):
         elem_pitch = Signal(waddr_bits)
         row_pitch = Signal(waddr_bits)
 
-        # Words from `cur` to the next 4 KiB boundary, and the next element's
-        # and row's addresses, kept in registers so that planning a burst is
-        # one compare and one add after them.
+        # Words from `cur` to the next 4 KiB boundary, the longest burst from
+        # `cur` (`limit`), the next element's and row's addresses, and whether
+        # the element and the row are the last: all kept in registers, so that
+        # planning a burst is one short compare and one add after them.
         room = Signal(page_bits + 1)
+        limit = Signal(range(MAX_BURST + 1))
         next_elem = Signal(waddr_bits)
         next_row = Signal(waddr_bits)
+        last_elem = Signal()
+        last_row = Signal()
+        single_elem = Signal()        # n_elems == 1
+
+        def set_room(words):
+            m.d.sync += [room.eq(words), limit.eq(Mux(words < MAX_BURST, words, MAX_BURST))]
 
         def room_at(addr):
             return page_words - addr[:page_bits]
 
-        limit = Signal(range(max(page_words, MAX_BURST) + 1))
-        if page_words > MAX_BURST:
-            m.d.comb += limit.eq(Mux(room < MAX_BURST, room, MAX_BURST))
-        else:
-            m.d.comb += limit.eq(room)
+        limit_bits = len(limit)
         elem_done = Signal()
-        m.d.comb += elem_done.eq(elem_left <= limit)
+        m.d.comb += elem_done.eq((elem_left[limit_bits:] == 0) & (elem_left[:limit_bits] <= limit))
         chunk = Signal(range(MAX_BURST + 1))   # words of the burst planned this cycle
         m.d.comb += chunk.eq(Mux(elem_done, elem_left, limit))
-        last_elem = elems_left == 1
-        last_row = rows_left == 1
 
         step = Signal()
         m.d.comb += step.eq(active & self.credit & (~self.burst.valid | self.burst.ready))
@@ -191,9 +192,10 @@ class BurstPlanner(wiring.Component):
         with m.If(p_mul != 0):
             with m.If(p_mul[0]):
                 m.d.sync += p_words.eq(p_words + p_addend)
-            m.d.sync += [p_addend.eq(p_addend << 1), p_mul.eq(p_mul >> 1)]
+            m.d.sync += [p_addend.eq(p_addend << 1), p_mul.eq(p_mul >> 1),
+                         p_ready.eq(p_full & (p_mul[1:] == 0))]
         with m.If(load):
-            m.d.sync += p_full.eq(0)
+            m.d.sync += [p_full.eq(0), p_ready.eq(0)]
         with m.If(self.cmd.valid & self.cmd.ready):
             empty = (cmd.elem_words == 0) | (cmd.n_elems == 0) | (cmd.n_rows == 0)
             contiguous = cmd.elem_pitch[shift:] == cmd.elem_words
@@ -215,12 +217,14 @@ class BurstPlanner(wiring.Component):
                     p_words.eq(Mux(small[0], large, 0)),
                     p_addend.eq(large << 1),
                     p_mul.eq(small >> 1),
+                    p_ready.eq(~empty & (small[1:] == 0)),
                     p_n_elems.eq(1),
                 ]
             with m.Else():
                 m.d.sync += [
                     p_words.eq(cmd.elem_words),
                     p_mul.eq(0),
+                    p_ready.eq(~empty),
                     p_n_elems.eq(cmd.n_elems),
                 ]
 
@@ -233,22 +237,24 @@ class BurstPlanner(wiring.Component):
             ]
             with m.If(~elem_done):
                 # A burst of `limit` words: up to the boundary, or MAX_BURST short of it.
-                m.d.sync += [cur.eq(cur + chunk), elem_left.eq(elem_left - chunk),
-                             room.eq(Mux(room > MAX_BURST, room - MAX_BURST, page_words))]
+                m.d.sync += [cur.eq(cur + chunk), elem_left.eq(elem_left - chunk)]
+                set_room(Mux(room > MAX_BURST, room - MAX_BURST, page_words))
             with m.Elif(~last_elem):
                 m.d.sync += [
-                    cur.eq(next_elem), elem_addr.eq(next_elem), room.eq(room_at(next_elem)),
+                    cur.eq(next_elem), elem_addr.eq(next_elem),
                     next_elem.eq(next_elem + elem_pitch),
                     elem_left.eq(elem_words), elems_left.eq(elems_left - 1),
+                    last_elem.eq(elems_left == 2),
                 ]
+                set_room(room_at(next_elem))
             with m.Elif(~last_row):
                 m.d.sync += [
                     cur.eq(next_row), elem_addr.eq(next_row), row_addr.eq(next_row),
-                    room.eq(room_at(next_row)),
                     next_elem.eq(next_row + elem_pitch), next_row.eq(next_row + row_pitch),
-                    elem_left.eq(elem_words), elems_left.eq(n_elems),
-                    rows_left.eq(rows_left - 1),
+                    elem_left.eq(elem_words), elems_left.eq(n_elems), last_elem.eq(single_elem),
+                    rows_left.eq(rows_left - 1), last_row.eq(rows_left == 2),
                 ]
+                set_room(room_at(next_row))
             with m.Else():
                 m.d.sync += active.eq(0)
         with m.Elif(self.burst.ready):
@@ -258,13 +264,14 @@ class BurstPlanner(wiring.Component):
             m.d.sync += [
                 active.eq(1),
                 cur.eq(p_addr), elem_addr.eq(p_addr), row_addr.eq(p_addr),
-                room.eq(room_at(p_addr)),
                 next_elem.eq(p_addr + p_elem_pitch), next_row.eq(p_addr + p_row_pitch),
                 elem_left.eq(p_words), elem_words.eq(p_words),
                 elems_left.eq(p_n_elems), n_elems.eq(p_n_elems),
-                rows_left.eq(p_n_rows),
+                last_elem.eq(p_n_elems == 1), single_elem.eq(p_n_elems == 1),
+                rows_left.eq(p_n_rows), last_row.eq(p_n_rows == 1),
                 elem_pitch.eq(p_elem_pitch), row_pitch.eq(p_row_pitch),
             ]
+            set_room(room_at(p_addr))
 
         m.d.comb += self.busy.eq(p_full | active | self.burst.valid)
         return m

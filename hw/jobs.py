@@ -113,7 +113,8 @@ class Dispatcher(wiring.Component):
     with `tile_pixels` (TILE_H * TILE_W) and `window_elems` (the input window
     of a full tile) valid for the descriptor checks, until `run` walks the job
     loop or `start` begins again. The store FIFO only receives the last job of
-    each tile-cob. `done` rises once every job has been pushed.
+    each tile-cob. A job is pushed at most every other cycle (PUSH, then
+    ADVANCE moves the loop on). `done` rises once every job has been pushed.
     """
 
     def __init__(self, cfg, fifo_depth=4):
@@ -234,8 +235,18 @@ class Dispatcher(wiring.Component):
         p_addr = Signal(32)
         out_addr = Signal(32)
 
-        last_cib = cib == d.CI_BLOCKS[:16] - 1
-        last_cob = cob == d.CO_BLOCKS[:16] - 1
+        # The job is the last of its tile-cob / tile: registers set one step
+        # ahead, as they gate the FIFO writes (hundreds of enables).
+        last_cib = Signal()
+        last_cob = Signal()
+        ci_blocks_m2 = Signal(16)
+        co_blocks_m2 = Signal(16)
+        single_cib = Signal()
+        single_cob = Signal()
+        m.d.sync += [
+            ci_blocks_m2.eq(d.CI_BLOCKS[:16] - 2), co_blocks_m2.eq(d.CO_BLOCKS[:16] - 2),
+            single_cib.eq(d.CI_BLOCKS[:16] == 1), single_cob.eq(d.CO_BLOCKS[:16] == 1),
+        ]
         last_tx = Signal()              # the tile is the last of its row / column
         last_ty = Signal()
         # The window clipped to the input: first and last input, minus one and inclusive.
@@ -249,6 +260,38 @@ class Dispatcher(wiring.Component):
         in_h_m1 = Signal(17)
         in_w_m1 = Signal(17)
         m.d.sync += [in_h_m1.eq(d.IN_H[:16] - 1), in_w_m1.eq(d.IN_W[:16] - 1)]
+
+        first_cib = [cib.eq(0), last_cib.eq(single_cib)]
+        first_cob = [cob.eq(0), last_cob.eq(single_cob)]
+        advance = Signal()
+        m.d.sync += advance.eq(0)
+        with m.If(advance):
+            # Weights are stored per (cob, cib) in loop order: one step a job.
+            m.d.sync += w_addr.eq(w_addr + w_step)
+            with m.If(~last_cib):
+                m.d.sync += [cib.eq(cib + 1), last_cib.eq(cib == ci_blocks_m2),
+                             in_addr.eq(in_addr + d.IN_BLK_PITCH)]
+            with m.Elif(~last_cob):
+                m.d.sync += [*first_cib, cob.eq(cob + 1), last_cob.eq(cob == co_blocks_m2),
+                             in_addr.eq(in_tile),
+                             p_addr.eq(p_addr + p_step),
+                             out_addr.eq(out_addr + d.OUT_BLK_PITCH)]
+            with m.Elif(~last_tx):
+                m.d.sync += [
+                    *first_cib, *first_cob, ox0.eq(ox0 + tile_w),
+                    lo_x.eq(lo_x + prep["tx_step"]),
+                    in_col_off.eq(in_col_off + prep["in_col_step"]),
+                    out_tile.eq(out_tile + prep["out_col_step"]),
+                ]
+            with m.Elif(~last_ty):
+                m.d.sync += [
+                    *first_cib, *first_cob, ox0.eq(0), oy0.eq(oy0 + tile_h),
+                    lo_x.eq(-pad_l), in_col_off.eq(prep["in_col_start"]),
+                    lo_y.eq(lo_y + prep["ty_step"]),
+                    in_row_off.eq(in_row_off + prep["in_row_step"]),
+                    out_row.eq(out_row + prep["out_row_step"]),
+                    out_tile.eq(out_row + prep["out_row_step"]),
+                ]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -265,7 +308,7 @@ class Dispatcher(wiring.Component):
                     m.next = "PREP_0"
                 with m.Elif(self.run):
                     m.d.sync += [
-                        oy0.eq(0), ox0.eq(0), cob.eq(0), cib.eq(0),
+                        oy0.eq(0), ox0.eq(0), *first_cob, *first_cib,
                         lo_y.eq(-pad_t), lo_x.eq(-pad_l),
                         in_row_off.eq(prep["in_row_start"]), in_col_off.eq(prep["in_col_start"]),
                         out_row.eq(d.OUT_BASE), out_tile.eq(d.OUT_BASE),
@@ -312,6 +355,10 @@ class Dispatcher(wiring.Component):
                 m.next = "ROW_STEP"
             multiply("ROW_STEP", sh, ww, C(0), row_step.eq, "BASE")
             multiply("BASE", -lrow0, ww, lrow0 < 0, base0.eq, "PUSH")
+            # PUSH writes the job into the FIFOs; the cycle after it (ADVANCE)
+            # moves the loop on. The moves are enabled by the registered
+            # `advance` and the registered last_* flags alone, not by the FIFO
+            # levels and the state decode: they reach hundreds of registers.
             with m.State("PUSH"):
                 store_ok = fifos["store"].w_rdy | ~last_cib
                 with m.If(fifos["load"].w_rdy & fifos["comp"].w_rdy & store_ok):
@@ -320,35 +367,14 @@ class Dispatcher(wiring.Component):
                         fifos["comp"].w_en.eq(1),
                         fifos["store"].w_en.eq(last_cib),
                     ]
-                    # Weights are stored per (cob, cib) in loop order: one step a job.
-                    m.d.sync += w_addr.eq(w_addr + w_step)
-                    m.next = "BOUNDS"
-                    with m.If(~last_cib):
-                        m.d.sync += [cib.eq(cib + 1), in_addr.eq(in_addr + d.IN_BLK_PITCH)]
-                        m.next = "PUSH"
-                    with m.Elif(~last_cob):
-                        m.d.sync += [cib.eq(0), cob.eq(cob + 1), in_addr.eq(in_tile),
-                                     p_addr.eq(p_addr + p_step),
-                                     out_addr.eq(out_addr + d.OUT_BLK_PITCH)]
-                        m.next = "PUSH"
-                    with m.Elif(~last_tx):
-                        m.d.sync += [
-                            cib.eq(0), cob.eq(0), ox0.eq(ox0 + tile_w),
-                            lo_x.eq(lo_x + prep["tx_step"]),
-                            in_col_off.eq(in_col_off + prep["in_col_step"]),
-                            out_tile.eq(out_tile + prep["out_col_step"]),
-                        ]
-                    with m.Elif(~last_ty):
-                        m.d.sync += [
-                            cib.eq(0), cob.eq(0), ox0.eq(0), oy0.eq(oy0 + tile_h),
-                            lo_x.eq(-pad_l), in_col_off.eq(prep["in_col_start"]),
-                            lo_y.eq(lo_y + prep["ty_step"]),
-                            in_row_off.eq(in_row_off + prep["in_row_step"]),
-                            out_row.eq(out_row + prep["out_row_step"]),
-                            out_tile.eq(out_row + prep["out_row_step"]),
-                        ]
-                    with m.Else():
-                        m.next = "DONE"
+                    m.d.sync += advance.eq(1)
+                    m.next = "ADVANCE"
+            with m.State("ADVANCE"):
+                m.next = "BOUNDS"
+                with m.If(~last_cib | ~last_cob):
+                    m.next = "PUSH"
+                with m.Elif(last_tx & last_ty):
+                    m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.start):

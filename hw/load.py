@@ -59,9 +59,13 @@ class LoadStage(wiring.Component):
         bank = Signal()
         m.d.comb += self.bank.eq(bank)
 
-        p_words = Signal(range(cfg.p_elem_words + 1))
-        pw_words = Signal(range(cfg.p_elem_words + cfg.kernel_max ** 2 * cfg.w_elem_words + 1))
-        pw_received = Signal.like(pw_words)   # parameter and weight words so far
+        # Words of the job's stream still to come before its input window, and
+        # which part the next word belongs to: registered flags, as they
+        # enable hundreds of parameter and assembly registers.
+        p_left = Signal(range(cfg.p_elem_words + 1))
+        w_left = Signal(range(cfg.kernel_max ** 2 * cfg.w_elem_words + 1))
+        param_word = Signal()
+        weight_word = Signal()
         # The input window arrives row by row, ww elements each.
         in_col = Signal(COORD)
         in_rows_left = Signal(COORD)
@@ -81,11 +85,13 @@ class LoadStage(wiring.Component):
                 free = Mux(bank, self.bank_free[1], self.bank_free[0])
                 with m.If(self.job_valid & free):
                     m.d.comb += self.job_ready.eq(1)
-                    n_params = Mux(self.job.first, cfg.p_elem_words, 0)
                     m.d.sync += [
-                        job.eq(self.job), active.eq(1), pw_received.eq(0),
+                        job.eq(self.job), active.eq(1),
                         w_word_idx.eq(0), in_word_idx.eq(0), w_elem.eq(0), in_elem.eq(0),
-                        p_words.eq(n_params), pw_words.eq(n_params + self.job.w_words),
+                        p_left.eq(Mux(self.job.first, cfg.p_elem_words, 0)),
+                        w_left.eq(self.job.w_words),
+                        param_word.eq(self.job.first),
+                        weight_word.eq(~self.job.first & (self.job.w_words != 0)),
                         in_col.eq(0), in_rows_left.eq(Mux(self.job.ww == 0, 0, self.job.wh)),
                     ]
                     m.next = "PARAMS"
@@ -127,7 +133,7 @@ class LoadStage(wiring.Component):
                 with m.If(~has_window | self.cmd.ready):
                     m.next = "WAIT"
             with m.State("WAIT"):
-                with m.If((pw_received == pw_words) & (in_rows_left == 0)):
+                with m.If(~param_word & ~weight_word & (in_rows_left == 0)):
                     m.d.comb += self.filled.eq(Mux(bank, 0b10, 0b01))
                     m.d.sync += [bank.eq(~bank), active.eq(0)]
                     m.next = "IDLE"
@@ -141,12 +147,13 @@ class LoadStage(wiring.Component):
             self.in_addr.eq(in_elem), self.in_data.eq(in_full[:8 * cfg.rows]),
         ]
         with m.If(self.data.valid):
-            with m.If(pw_received != pw_words):
-                m.d.sync += pw_received.eq(pw_received + 1)
-            with m.If(pw_received < p_words):
-                m.d.sync += params.eq(self.params)
+            with m.If(param_word):
+                m.d.sync += [params.eq(self.params), p_left.eq(p_left - 1),
+                             param_word.eq(p_left != 1),
+                             weight_word.eq((p_left == 1) & (w_left != 0))]
                 m.d.comb += self.params_en.eq(1)
-            with m.Elif(pw_received != pw_words):
+            with m.Elif(weight_word):
+                m.d.sync += [w_left.eq(w_left - 1), weight_word.eq(w_left != 1)]
                 _assemble(m, w_asm, w_full, w_word_idx, cfg.w_elem_words, w_elem, self.w_en)
             with m.Else():
                 _assemble(m, in_asm, in_full, in_word_idx, cfg.in_elem_words, in_elem, self.in_en)

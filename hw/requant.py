@@ -119,9 +119,11 @@ class RequantLane(wiring.Component):
         m.d.sync += high.eq(Mux(product == (1 << 62), INT32_MAX, nudged[31:63].as_signed()))
 
         # Stages 7-8: gemmlowp RoundingDivideByPOT, written as in the C code.
+        # The mask 2**shift - 1 is registered beside stage 6, from the same
+        # shift, so stage 7 starts from registers only.
         shift = params[product_stage + 1].shift
         mask = Signal(unsigned(31))
-        m.d.comb += mask.eq((Const(1, 32) << shift) - 1)
+        m.d.sync += mask.eq((Const(1, 32) << params[product_stage].shift) - 1)
         shifted = Signal(signed(32))
         remainder = Signal(unsigned(31))
         threshold = Signal(unsigned(31))

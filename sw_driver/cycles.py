@@ -54,7 +54,7 @@ class Timing:
     load_later_cmd: int = 5     # the same for cib > 0 (weights first), before multiply cycles
     read_latency: int = 8       # memory: read request to its first data beat
     pass_min: int = 3           # shortest tap pass (hw.compute.PASS_MIN)
-    acc_handoff: int = 6        # last pixel issued to the accumulator bank seen full
+    acc_handoff: int = 7        # last pixel issued to the accumulator bank seen full
     store_first_word: int = 15  # store accepts a tile to its first output word
     store_fifo: int = 16        # output elements the store may read ahead of the bus
     store_release: int = 14     # last accumulator read to the bank seen free

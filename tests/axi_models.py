@@ -481,11 +481,11 @@ class _LiteChannel:
 class RegisterOwner(_Model):
     """Owner of AXILiteSlave's register bus: a register file of 32-bit words.
 
-    Drives `rdata` with the addressed register only in the cycle after a
-    `read` strobe (and a garbage pattern in every other cycle), so a slave
-    that samples at any other time reads garbage. Checks the strobe rules:
-    never `read` and `write` together, no strobe in the cycle after `read`,
-    word-aligned `addr`. Logs ("write", cycle, addr, data, strb) and
+    Drives `rdata` with the addressed register only in the cycle
+    `slave.read_latency` cycles after a `read` strobe (and a garbage pattern in
+    every other cycle), so a slave that samples at any other time reads
+    garbage. Checks the strobe rules: never `read` and `write` together, no
+    strobe in the cycles up to the one rdata is driven in, word-aligned `addr`. Logs ("write", cycle, addr, data, strb) and
     ("read", cycle, addr, value) events.
     """
 
@@ -496,21 +496,22 @@ class RegisterOwner(_Model):
         self.slave = slave
         self.registers = dict(registers or {})
         self.log = []
-        self.pending_read = None
+        self.pending_read = None      # (address, cycle rdata is due)
 
     def drive(self, ctx, cycle):
-        value = self.GARBAGE if self.pending_read is None else \
-            self.registers.get(self.pending_read, 0)
+        due = self.pending_read is not None and self.pending_read[1] == cycle
+        value = self.registers.get(self.pending_read[0], 0) if due else self.GARBAGE
         self._set(ctx, self.slave.rdata, value)
 
     def sample(self, ctx, cycle):
         slave = self.slave
         write, read = ctx.get(slave.write), ctx.get(slave.read)
         after_read = self.pending_read is not None
-        self.pending_read = None
+        if after_read and self.pending_read[1] == cycle:
+            self.pending_read = None
         if not (write or read):
             return
-        _check(not after_read, "register strobe in the cycle after `read`")
+        _check(not after_read, "register strobe before the read's rdata was taken")
         _check(not (write and read), "`read` and `write` in the same cycle")
         addr = ctx.get(slave.addr)
         _check(addr % 4 == 0, f"unaligned register address {addr:#x}")
@@ -521,7 +522,7 @@ class RegisterOwner(_Model):
             self.registers[addr] = old & ~mask | data & mask
             self.log.append(("write", cycle, addr, data, strb))
         else:
-            self.pending_read = addr
+            self.pending_read = (addr, cycle + slave.read_latency)
             self.log.append(("read", cycle, addr, self.registers.get(addr, 0)))
 
 

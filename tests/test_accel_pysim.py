@@ -68,6 +68,21 @@ def test_identification_registers():
         assert Accelerator(transport).cfg == cfg
 
 
+def test_register_file_reads():
+    """Every descriptor register reads back what was written, CTRL (write-only)
+    and unmapped addresses in and between the read multiplexer's groups read 0."""
+    with PysimTransport(AccelConfig()) as transport:
+        for index, (name, bits, _) in enumerate(DESC_FIELDS):
+            transport.write_reg(desc_offset(name), (0x9E3779B9 * (index + 1)) & ((1 << bits) - 1))
+        for index, (name, bits, _) in enumerate(DESC_FIELDS):
+            assert transport.read_reg(desc_offset(name)) == \
+                (0x9E3779B9 * (index + 1)) & ((1 << bits) - 1), name
+        assert transport.read_reg(REG["VERSION"]) != 0
+        for unmapped in (REG["CTRL"], 0x030, 0x07C, REG["DESC"] + 4 * len(DESC_FIELDS),
+                         0x200, 0xFFC):
+            assert transport.read_reg(unmapped) == 0, hex(unmapped)
+
+
 VALID = dict(IN_BASE=0, IN_ELEM_PITCH=8, IN_ROW_PITCH=32, IN_BLK_PITCH=8,
              OUT_BASE=0x1000, OUT_ELEM_PITCH=32, OUT_ROW_PITCH=128, OUT_BLK_PITCH=32,
              W_BASE=0x2000, P_BASE=0x3000, IN_H=4, IN_W=4, OUT_H=4, OUT_W=4,

@@ -2,8 +2,8 @@
 # (the constructor error tests build components that are never elaborated)
 """AXILiteSlave against an AXI4-Lite master model and a register-file owner.
 
-The owner (`RegisterOwner`) drives `rdata` only in the cycle after `read`, so
-every read also checks the documented rdata timing.
+The owner (`RegisterOwner`) drives `rdata` only `read_latency` cycles after
+`read`, so every read also checks the documented rdata timing.
 """
 
 import random
@@ -17,10 +17,10 @@ OKAY = 0
 
 
 def run_lite(*, aw=(), w=(), ar=(), bready=lambda cycle: True, rready=lambda cycle: True,
-             registers=None, addr_width=12, max_cycles=500):
+             registers=None, addr_width=12, read_latency=1, max_cycles=500):
     """Run the transactions; check responses and strobe counts; return (master, owner)."""
     assert len(aw) == len(w)
-    dut = AXILiteSlave(addr_width)
+    dut = AXILiteSlave(addr_width, read_latency=read_latency)
     master = AXILiteMaster(dut.axil, aw=aw, w=w, ar=ar, bready=bready, rready=rready)
     owner = RegisterOwner(dut, registers)
 
@@ -58,11 +58,13 @@ def test_write_timing():
     assert [cycle for cycle, _ in master.b] == [start + 2]      # BVALID, BREADY high
 
 
-def test_read_timing():
-    master, owner = run_lite(ar=[(0, 0x24)], registers={0x24: 0x12345678})
+@pytest.mark.parametrize("read_latency", [1, 2])
+def test_read_timing(read_latency):
+    master, owner = run_lite(ar=[(0, 0x24)], registers={0x24: 0x12345678},
+                             read_latency=read_latency)
     start = master.cycles("ar")[0]
     assert [event[1] for event in owner.log] == [start + 1]     # `read` strobe
-    assert master.r == [(start + 3, 0x12345678, OKAY)]          # RVALID, RREADY high
+    assert master.r == [(start + 2 + read_latency, 0x12345678, OKAY)]   # RVALID, RREADY high
 
 
 @pytest.mark.parametrize("aw_delay, w_delay", [(0, 6), (6, 0), (3, 3)],
@@ -116,8 +118,9 @@ def test_stalled_rready_does_not_block_writes():
     assert all(cycle >= release for cycle, _, _ in master.r)
 
 
+@pytest.mark.parametrize("read_latency", [1, 2])
 @pytest.mark.parametrize("seed", range(4))
-def test_random_traffic(seed):
+def test_random_traffic(seed, read_latency):
     rng = random.Random(seed)
     addrs = [0x0, 0x4, 0x8, 0xFFC]
     n_writes, n_reads = 30, 30
@@ -125,7 +128,7 @@ def test_random_traffic(seed):
     w = [(rng.randrange(4), rng.getrandbits(32), rng.randrange(16)) for _ in range(n_writes)]
     ar = [(rng.randrange(4), rng.choice(addrs)) for _ in range(n_reads)]
     ready_rng = random.Random(seed + 100)
-    master, owner = run_lite(aw=aw, w=w, ar=ar, max_cycles=2000,
+    master, owner = run_lite(aw=aw, w=w, ar=ar, max_cycles=2000, read_latency=read_latency,
                              bready=lambda cycle: ready_rng.random() < 0.5,
                              rready=lambda cycle: ready_rng.random() < 0.5)
     expected = {}
@@ -145,3 +148,9 @@ def test_constructor_validation(value):
     with pytest.raises(ValueError, match=rf"addr_width must be an integer in 4\.\.32, "
                                          rf"not {value!r}"):
         AXILiteSlave(value)
+
+
+@pytest.mark.parametrize("value", [0, 3, True, 1.0])
+def test_read_latency_validation(value):
+    with pytest.raises(ValueError, match=rf"read_latency must be 1 or 2, not {value!r}"):
+        AXILiteSlave(read_latency=value)
