@@ -194,6 +194,19 @@ class AccelConfig:
     def pes(self):
         return self.rows * self.cols
 
+    @property
+    def requant_lanes(self):
+        """Requantisation lanes: as many as int8 outputs fit one bus word. An
+        output element of C int8 channels takes `requant_groups` bus words, so
+        lanes working through the channels in that many cycles keep up with
+        the bus."""
+        return min(self.cols, self.bus_bytes)
+
+    @property
+    def requant_groups(self):
+        """Cycles the lanes take for one pixel's C channels."""
+        return math.ceil(self.cols / self.requant_lanes)
+
     def as_dict(self):
         return asdict(self)
 
@@ -201,6 +214,8 @@ class AccelConfig:
         return {
             "pes": self.pes,
             "bus_bytes": self.bus_bytes,
+            "requant_lanes": self.requant_lanes,
+            "requant_groups": self.requant_groups,
             "in_elem_words": self.in_elem_words,
             "w_elem_words": self.w_elem_words,
             "p_elem_words": self.p_elem_words,

@@ -2,9 +2,10 @@
 
     result = clamp(rdivpot(srdhm(acc, mult), shift) + zero_point, act_min, act_max)
 
-`RequantLane` does one channel, `Requantizer` the C channels of a pixel. Both
-take a new input every cycle and have no stall: results come out `latency`
-cycles later, flagged by `valid_out`.
+`RequantLane` does one channel, `Requantizer` `cfg.requant_lanes` channels
+(the store stage feeds it a pixel's C channels in `cfg.requant_groups`
+cycles). Both take a new input every cycle and have no stall: results come
+out `latency` cycles later, flagged by `valid_out`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -151,14 +152,16 @@ class RequantLane(wiring.Component):
 
 
 class Requantizer(wiring.Component):
-    """C requantisation lanes for one pixel, and the raw accumulators beside them.
+    """`lanes` (= `cfg.requant_lanes`) requantisation lanes, and the raw
+    accumulators beside them.
 
     Flat ports, lane c of a port `w` bits per lane in bits `[w*c, w*c + w)`:
-    `acc`, `mult` and `shift` are C x 32 bits, so the params element's int32
-    words (`mult[C]`, `shift[C]`) connect unchanged; only the low 5 bits of each
-    shift are used (shift taken modulo 32). `zero_point`, `act_min` and
-    `act_max` are shared by all lanes. `result` is C x 8 bits (int8) and `raw`
-    is `acc` delayed by the same `latency`, so one mux picks the output mode.
+    `acc`, `mult` and `shift` are `lanes` x 32 bits, so consecutive int32 words
+    of the params element (`mult[C]`, `shift[C]`) connect unchanged; only the
+    low 5 bits of each shift are used (shift taken modulo 32). `zero_point`,
+    `act_min` and `act_max` are shared by all lanes. `result` is `lanes` x 8
+    bits (int8) and `raw` is `acc` delayed by the same `latency`, so one mux
+    picks the output mode.
     """
 
     def __init__(self, cfg):
@@ -166,7 +169,7 @@ class Requantizer(wiring.Component):
             raise TypeError(f"cfg must be an AccelConfig, not {cfg!r}")
         self.cfg = cfg
         self.latency = RequantLane.latency
-        lanes = cfg.cols
+        self.lanes = lanes = cfg.requant_lanes
         super().__init__({
             "acc": In(32 * lanes),
             "mult": In(32 * lanes),
@@ -182,7 +185,7 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lanes = self.cfg.cols
+        lanes = self.lanes
         words = data.ArrayLayout(signed(32), lanes)
         acc = data.View(words, self.acc)
         mult = data.View(words, self.mult)

@@ -1,6 +1,15 @@
-"""Store stage: reads a finished accumulator bank one pixel per cycle, adds
-nothing (the bias is already in), requantises or passes the int32 values
-through, and DMA-writes the tile's output elements."""
+"""Store stage: reads a finished accumulator bank one pixel every
+`cfg.requant_groups` cycles, adds nothing (the bias is already in),
+requantises or passes the int32 values through, and DMA-writes the tile's
+output elements.
+
+The requantiser has `cfg.requant_lanes` lanes, as many as int8 outputs fit a
+bus word: a pixel's C channels go through them in `requant_groups` cycles,
+the time the bus takes to write its int8 element, so fewer lanes cost no
+speed."""
+
+import functools
+import operator
 
 from amaranth import *
 from amaranth.lib import data, wiring, stream
@@ -72,17 +81,23 @@ class StoreStage(wiring.Component):
             self.cmd.valid.eq(cmd_pending),
         ]
 
-        read = reading & (rows_left != 0) & (outstanding < self._fifo_depth)
+        groups = cfg.requant_groups
+        lanes = rq.lanes
+        # Cycles until the next pixel may be read: one pixel per `groups` cycles.
+        gap = Signal(range(groups))
+        read = reading & (rows_left != 0) & (outstanding < self._fifo_depth) & (gap == 0)
         m.d.comb += [self.acc_rd_addr.eq(issued), self.acc_rd_bank.eq(bank)]
+        with m.If(gap != 0):
+            m.d.sync += gap.eq(gap - 1)
         with m.If(read):
-            m.d.sync += issued.eq(issued + 1)
+            m.d.sync += [issued.eq(issued + 1), gap.eq(groups - 1)]
             with m.If(col == job.tw - 1):
                 m.d.sync += [col.eq(0), rows_left.eq(rows_left - 1)]
             with m.Else():
                 m.d.sync += col.eq(col + 1)
         # The bank is handed back once the requantiser has taken the last pixel
         # and its parameters, so the compute stage may then overwrite both.
-        release_delay = rq.latency + 3
+        release_delay = rq.latency + 3 + groups - 1
         released = Signal(release_delay)
         finishing = reading & (rows_left == 0)
         with m.If(finishing):
@@ -95,28 +110,60 @@ class StoreStage(wiring.Component):
 
         # The accumulator buffer's output is registered (with its bank's
         # parameters) before the requantiser: block RAM clock-to-output is
-        # most of a cycle on FPGAs.
+        # most of a cycle on FPGAs. The registers hold the pixel while its
+        # channel groups go through the lanes, group g in the cycle `feed[g]`.
         read_valid = Signal()
         read_bank = Signal()
         m.d.sync += [read_valid.eq(read), read_bank.eq(bank)]
-        acc = Signal.like(self.acc_rd_data[0])
-        mult = Signal.like(self.mult[0])
-        shift = Signal.like(self.shift[0])
-        acc_valid = Signal()
-        m.d.sync += [acc.eq(self.acc_rd_data[read_bank]), mult.eq(self.mult[read_bank]),
-                     shift.eq(self.shift[read_bank]), acc_valid.eq(read_valid)]
+        padded = groups * lanes * 32
+        acc = Signal(padded)
+        mult = Signal(padded)
+        shift = Signal(padded)
+        with m.If(read_valid):
+            m.d.sync += [acc.eq(self.acc_rd_data[read_bank]), mult.eq(self.mult[read_bank]),
+                         shift.eq(self.shift[read_bank])]
+        feed = Signal(groups)
+        m.d.sync += feed.eq(Cat(read_valid, feed[:-1]))
+
+        def in_its_cycle(value):
+            """The lanes' words of `value`: group g's while feed[g] (a one-hot AND-OR)."""
+            if groups == 1:
+                return value
+            width = lanes * 32
+            return functools.reduce(operator.or_, (Mux(feed[g], value.word_select(g, width), 0)
+                                                   for g in range(groups)))
+
+        m.d.comb += [rq.acc.eq(in_its_cycle(acc)), rq.mult.eq(in_its_cycle(mult)),
+                     rq.shift.eq(in_its_cycle(shift))]
         m.d.comb += [
-            rq.acc.eq(acc),
-            rq.mult.eq(mult),
-            rq.valid.eq(acc_valid),
+            rq.valid.eq(feed.any()),
             rq.zero_point.eq(desc_signed(d, "OUT_ZP", 8)),
             rq.act_min.eq(desc_signed(d, "ACT_MIN", 8)),
             rq.act_max.eq(desc_signed(d, "ACT_MAX", 8)),
         ]
-        m.d.comb += rq.shift.eq(shift)
+
+        # The groups' results, gathered into the pixel's element; the FIFO
+        # takes it with the last group.
+        result = rq.result
+        raw = rq.raw
+        if groups > 1:
+            out_group = Signal(range(groups))
+            earlier_results = Signal((groups - 1) * lanes * 8)
+            earlier_raw = Signal((groups - 1) * lanes * 32)
+            with m.If(rq.valid_out):
+                m.d.sync += [
+                    out_group.eq(Mux(out_group == groups - 1, 0, out_group + 1)),
+                    earlier_results.eq(Cat(earlier_results[lanes * 8:], rq.result)),
+                    earlier_raw.eq(Cat(earlier_raw[lanes * 32:], rq.raw)),
+                ]
+            result = Cat(earlier_results, rq.result)
+            raw = Cat(earlier_raw, rq.raw)
+            last_group = out_group == groups - 1
+        else:
+            last_group = Const(1)
         m.d.comb += [
-            fifo.w_data.eq(Mux(requant_mode, rq.result, rq.raw)),
-            fifo.w_en.eq(rq.valid_out),
+            fifo.w_data.eq(Mux(requant_mode, result[:C * 8], raw[:C * 32])),
+            fifo.w_en.eq(rq.valid_out & last_group),
         ]
 
         # Serialise elements into bus words.

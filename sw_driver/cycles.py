@@ -15,9 +15,10 @@ With times in cycles after the start:
     its release[j]         c + KH*KW*max(th*tw, pass_min)
     tile-cob t complete    release[last job] + acc_handoff
     store accepts t        s = max(store idle, tile complete)
-    its words              from max(s + store_first_word, previous words end),
+    its pixels             read one every G = cfg.requant_groups cycles
+    its words              from max(s + store_first_word + G - 1, previous words end),
                            th*tw*out_elem_words of them, one per cycle
-    acc bank free          last accumulator read + store_release
+    acc bank free          last accumulator read + store_release + G - 1
     done                   last words end + finish
 
 `beats` are the DMA words of the job: the parameter element when cib == 0,
@@ -158,6 +159,7 @@ def simulate(cfg, desc, timing=DEFAULT_TIMING):
     ci_blocks, co_blocks = desc["CI_BLOCKS"], desc["CO_BLOCKS"]
     in_words, p_words = cfg.in_elem_words, cfg.p_elem_words
     out_words = cfg.out_elem_words(desc["MODE"] == 1)
+    groups = cfg.requant_groups          # cycles per pixel through the requantiser
     weight_beats = taps * cfg.w_elem_words
     later_cmd = timing.load_later_cmd + _multiply_cycles(taps, cfg.w_elem_words)
 
@@ -193,12 +195,12 @@ def simulate(cfg, desc, timing=DEFAULT_TIMING):
         jobs = job((load_idle, release_2, release_1, acc_free_2), True)
         load_idle, release_2, release_1, _ = _repeat(later_job, jobs, ci_blocks - 1)
         accept = max(store_idle, release_1 + timing.acc_handoff)
-        words_start = max(accept + timing.store_first_word, words_end)
+        words_start = max(accept + timing.store_first_word + groups - 1, words_end)
         words_end = words_start + pixels * out_words
-        last_read = max(accept + pixels,
+        last_read = max(accept + 1 + (pixels - 1) * groups,
                         words_start + (pixels - timing.store_fifo) * out_words)
         return (load_idle, release_2, release_1, acc_free_1,
-                last_read + timing.store_release, last_read + 1, words_end)
+                last_read + timing.store_release + groups - 1, last_read + 1, words_end)
 
     def tile_row(state, th, wh):
         for (tw, ww), count in cols:

@@ -133,15 +133,18 @@ def test_lane_inverted_bounds_give_act_max():
     assert [sample[0] for sample in samples[dut.latency - 1:][:3]] == [-10, -10, -10]
 
 
-@pytest.mark.parametrize("lanes", [1, 8, 12])
-def test_requantizer_matches_golden_model(lanes):
-    rng = np.random.default_rng(lanes)
+@pytest.mark.parametrize("cols, bus, lanes", [(1, 64, 1), (8, 64, 8), (12, 64, 8), (5, 32, 4),
+                                               (12, 128, 12)])
+def test_requantizer_matches_golden_model(cols, bus, lanes):
+    """As many lanes as int8 outputs fit a bus word, at most C."""
+    dut = Requantizer(AccelConfig(cols=cols, axi_data_width=bus))
+    assert dut.lanes == lanes
+    rng = np.random.default_rng(cols + bus)
     count = 400
     acc, mult, shift = (column.reshape(count, lanes) for column in lane_stimulus(rng, count * lanes))
     zero_point, act_min, act_max, valid = shared_stimulus(rng, count)
     # Only the low 5 bits of each 32-bit shift word count.
     shift_words = shift | (rng.integers(0, 1 << 27, (count, lanes)) << 5)
-    dut = Requantizer(AccelConfig(cols=lanes))
     stimuli = [{"acc": pack(acc[t], 32), "mult": pack(mult[t], 32),
                 "shift": pack(shift_words[t], 32), "zero_point": int(zero_point[t]),
                 "act_min": int(act_min[t]), "act_max": int(act_max[t]),
