@@ -100,9 +100,9 @@ BOARDS = {
         osc_hz=25_000_000, clk_hz=30_000_000, mem_bytes=64 << 10,
         accel=AccelConfig(rows=12, cols=12, kernel_max=3, stride_max=2,
                           in_depth=1024, acc_depth=512),
-        # 30 MHz: placed for 100 MHz the 12x12 top is estimated at 38.6 MHz
-        # before routing; the accumulator buffers' clock-to-output into the
-        # requantiser limits it (docs/fpga.md).
+        # 30 MHz: placed for 100 MHz the 12x12 top is estimated at 49.1 MHz
+        # before routing, the 2x2 top routes at 64.0 MHz; control paths that
+        # fan out over the chip limit it (docs/fpga.md).
         pll={"CLKI_DIV": 5, "CLKFB_DIV": 6, "CLKOP_DIV": 20, "CLKOP_CPHASE": 9},
         constraints="ulx3s.lpf", leds=8,
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM_KBIT": 3744},
