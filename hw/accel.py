@@ -46,14 +46,12 @@ class ConvAccel(wiring.Component):
         super().__init__(members)
 
     def _identification(self):
-        cfg = self.cfg
-        return {
-            "MAGIC": MAGIC, "VERSION": VERSION, "HW_ROWS": cfg.rows, "HW_COLS": cfg.cols,
-            "HW_DATA_WIDTH": cfg.data_width, "HW_ACC_WIDTH": cfg.acc_width,
-            "HW_AXI_DATA_WIDTH": cfg.axi_data_width, "HW_AXI_ADDR_WIDTH": cfg.axi_addr_width,
-            "HW_KERNEL_MAX": cfg.kernel_max, "HW_STRIDE_MAX": cfg.stride_max,
-            "HW_IN_DEPTH": cfg.in_depth, "HW_ACC_DEPTH": cfg.acc_depth,
-        }
+        """{register name: value} of MAGIC, VERSION and the HW_* registers (the
+        configuration field of the same name, from which a driver rebuilds it)."""
+        ids = {"MAGIC": MAGIC, "VERSION": VERSION}
+        ids.update({name: getattr(self.cfg, name[3:].lower())
+                    for name in REG if name.startswith("HW_")})
+        return ids
 
     def _checks(self, desc, dispatcher):
         """[(error name, failed)] of the descriptor checks, in ERROR's order.

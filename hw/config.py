@@ -102,6 +102,7 @@ REG = {
     "HW_ROWS": 0x008, "HW_COLS": 0x00C, "HW_DATA_WIDTH": 0x010, "HW_ACC_WIDTH": 0x014,
     "HW_AXI_DATA_WIDTH": 0x018, "HW_AXI_ADDR_WIDTH": 0x01C, "HW_KERNEL_MAX": 0x020,
     "HW_STRIDE_MAX": 0x024, "HW_IN_DEPTH": 0x028, "HW_ACC_DEPTH": 0x02C,
+    "HW_REQUANT_LANES": 0x030, "HW_REQUANT_DIGIT_BITS": 0x034,
     "CTRL": 0x040,       # W: bit0 start (ignored while busy), bit1 clear done/error
     "STATUS": 0x044,     # R: bit0 busy, bit1 done, bit2 error, bits 15:8 error code
     "IRQ_ENABLE": 0x048, # RW: bit0 drives the irq output from STATUS.done
@@ -149,6 +150,11 @@ class AccelConfig:
     stride_max: int = 4           # largest SH and SW
     in_depth: int = 2048          # input buffer elements (pixels x R channels) per bank
     acc_depth: int = 1024         # accumulator buffer elements (pixels x C channels) per bank
+    requant_lanes: int = 0        # requantisation lanes, 1..cols; 0: as many as int8
+                                  # outputs fit a bus word (see `requant_lane_count`)
+    requant_digit_bits: int = 8   # digits of the lanes' 32 x 32 product: 8 (sixteen
+                                  # 8 x 8 products, for LUT logic) or 16 (four 16 x 16
+                                  # unsigned products, one DSP block each)
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, 64)
@@ -161,6 +167,11 @@ class AccelConfig:
         _check_int("stride_max", self.stride_max, 1, 8)
         _check_int("in_depth", self.in_depth, 16, 1 << 16)
         _check_int("acc_depth", self.acc_depth, 16, 1 << 16)
+        _check_int("requant_lanes", self.requant_lanes, 0, self.cols)
+        _check_int("requant_digit_bits", self.requant_digit_bits, 8, 16)
+        if self.requant_digit_bits not in (8, 16):
+            raise ConfigError(f"requant_digit_bits must be 8 or 16, not "
+                              f"{self.requant_digit_bits}")
 
     # Derived sizes. Every DMA element is a whole number of bus words, word aligned.
     @property
@@ -195,17 +206,19 @@ class AccelConfig:
         return self.rows * self.cols
 
     @property
-    def requant_lanes(self):
-        """Requantisation lanes: as many as int8 outputs fit one bus word. An
-        output element of C int8 channels takes `requant_groups` bus words, so
-        lanes working through the channels in that many cycles keep up with
-        the bus."""
-        return min(self.cols, self.bus_bytes)
+    def requant_lane_count(self):
+        """Requantisation lanes: `requant_lanes`, or by default as many as int8
+        outputs fit one bus word. An output element of C int8 channels takes
+        that many bus words, so by default lanes working through the channels
+        in `requant_groups` cycles keep up with the bus; fewer lanes (DSP
+        blocks on small FPGAs) slow the store of layers whose pixels take
+        fewer compute cycles than that."""
+        return self.requant_lanes or min(self.cols, self.bus_bytes)
 
     @property
     def requant_groups(self):
         """Cycles the lanes take for one pixel's C channels."""
-        return math.ceil(self.cols / self.requant_lanes)
+        return math.ceil(self.cols / self.requant_lane_count)
 
     def as_dict(self):
         return asdict(self)
@@ -214,7 +227,7 @@ class AccelConfig:
         return {
             "pes": self.pes,
             "bus_bytes": self.bus_bytes,
-            "requant_lanes": self.requant_lanes,
+            "requant_lane_count": self.requant_lane_count,
             "requant_groups": self.requant_groups,
             "in_elem_words": self.in_elem_words,
             "w_elem_words": self.w_elem_words,

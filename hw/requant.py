@@ -2,7 +2,7 @@
 
     result = clamp(rdivpot(srdhm(acc, mult), shift) + zero_point, act_min, act_max)
 
-`RequantLane` does one channel, `Requantizer` `cfg.requant_lanes` channels
+`RequantLane` does one channel, `Requantizer` `cfg.requant_lane_count` channels
 (the store stage feeds it a pixel's C channels in `cfg.requant_groups`
 cycles). Both take a new input every cycle and have no stall: results come
 out `latency` cycles later, flagged by `valid_out`.
@@ -29,11 +29,18 @@ class LaneParams(data.Struct):
 
 class RequantLane(wiring.Component):
     """One requantisation lane, ten registered stages of at most one carry chain,
-    one 8 x 8 product or one barrel shifter each, so that it clocks like the PE
-    array:
+    one digit product or one barrel shifter each, so that it clocks like the PE
+    array. Stages 1-5 compute the exact 64-bit product `acc * mult` from digits
+    of `digit_bits` bits:
 
-    1. the sixteen 8 x 8 digit products of `acc * mult`;
-    2-5. their sum, one adder level a stage: the exact 64-bit product;
+    - 8 (LUT logic): 1. the sixteen 8 x 8 digit products (the top digits
+      signed); 2-5. their sum, one adder level a stage;
+    - 16 (DSP blocks): 1. the magnitudes of `acc` and `mult`; 2. the four
+      unsigned 16 x 16 digit products, each a DSP block's multiplier with its
+      input and output registers; 3-4. their sum; 5. the sign.
+
+    Then:
+
     6. srdhm: nudge, truncating divide by 2**31, saturation;
     7. rounding divide by `2**shift`: the shifted value, remainder and threshold;
     8. the rounding bit (remainder above threshold);
@@ -45,8 +52,12 @@ class RequantLane(wiring.Component):
     """
 
     latency = 10
+    PRODUCT_STAGE = 5
 
-    def __init__(self):
+    def __init__(self, digit_bits=8):
+        if digit_bits not in (8, 16):
+            raise ValueError(f"digit_bits must be 8 or 16, not {digit_bits!r}")
+        self.digit_bits = digit_bits
         super().__init__({
             "acc": In(signed(32)),
             "mult": In(signed(32)),
@@ -80,33 +91,12 @@ class RequantLane(wiring.Component):
             valid = delayed
         m.d.comb += self.valid_out.eq(valid)
 
-        # Stages 1-5: acc * mult from 8-bit digits, a = sum_k a_k * 2**(8k) with
-        # the top digit signed: 16 digit products, then a tree of adders, one
-        # level a stage. An 8 x 8 product is a few LUT levels where no DSP is
-        # left for it (the PE array takes them on FPGAs).
-        def digits(value):
-            return [value[8 * k:8 * k + 8].as_signed() if k == 3 else value[8 * k:8 * k + 8]
-                    for k in range(4)]
-        terms = []      # (signal, weight exponent), sorted by exponent
-        for k, acc_digit in enumerate(digits(self.acc)):
-            for j, mult_digit in enumerate(digits(self.mult)):
-                partial = Signal(signed(17), name=f"partial_{k}_{j}")
-                m.d.sync += partial.eq(acc_digit * mult_digit)
-                terms.append((partial, 8 * (k + j)))
-        terms.sort(key=lambda term: term[1])
-        level = 0
-        while len(terms) > 1:
-            level += 1
-            pairs = []
-            for index in range(0, len(terms), 2):
-                (low, low_exp), (high, high_exp) = terms[index], terms[index + 1]
-                total = Signal(signed(64), name=f"sum_{level}_{index // 2}")
-                m.d.sync += total.eq(low + (high << (high_exp - low_exp)))
-                pairs.append((total, low_exp))
-            terms = pairs
-        # |acc * mult| <= 2**62, so the 64-bit sums never wrap.
-        product = terms[0][0]
-        product_stage = 1 + level
+        # |acc * mult| <= 2**62, so the 64-bit product and its partial sums never wrap.
+        if self.digit_bits == 8:
+            product = self._signed_digit_product(m)
+        else:
+            product = self._magnitude_product(m)
+        product_stage = self.PRODUCT_STAGE
 
         # Stage 6: gemmlowp adds 2**30 (product >= 0) or 1 - 2**30 (product < 0)
         # and divides by 2**31 truncating toward zero. For a negative product
@@ -150,9 +140,71 @@ class RequantLane(wiring.Component):
 
         return m
 
+    @staticmethod
+    def _sum_tree(m, terms, shape, prefix):
+        """Sum of `terms` [(signal, weight exponent)] sorted by exponent, one
+        registered adder level a cycle; returns (sum, levels)."""
+        level = 0
+        while len(terms) > 1:
+            level += 1
+            pairs = []
+            for index in range(0, len(terms), 2):
+                (low, low_exp), (high, high_exp) = terms[index], terms[index + 1]
+                total = Signal(shape, name=f"{prefix}_{level}_{index // 2}")
+                m.d.sync += total.eq(low + (high << (high_exp - low_exp)))
+                pairs.append((total, low_exp))
+            terms = pairs
+        return terms[0][0], level
+
+    def _signed_digit_product(self, m):
+        """Stages 1-5 for 8-bit digits: a = sum_k a_k * 2**(8k) with the top
+        digit signed, 16 digit products and a tree of adders. An 8 x 8 product
+        is a few LUT levels where no DSP is left for it."""
+        def digits(value):
+            return [value[8 * k:8 * k + 8].as_signed() if k == 3 else value[8 * k:8 * k + 8]
+                    for k in range(4)]
+        terms = []
+        for k, acc_digit in enumerate(digits(self.acc)):
+            for j, mult_digit in enumerate(digits(self.mult)):
+                partial = Signal(signed(17), name=f"partial_{k}_{j}")
+                m.d.sync += partial.eq(acc_digit * mult_digit)
+                terms.append((partial, 8 * (k + j)))
+        terms.sort(key=lambda term: term[1])
+        product, levels = self._sum_tree(m, terms, signed(64), "sum")
+        assert 1 + levels == self.PRODUCT_STAGE
+        return product
+
+    def _magnitude_product(self, m):
+        """Stages 1-5 for 16-bit digits: unsigned digits of the magnitudes, so
+        that each product is one unsigned 16 x 16 multiplier (an SB_MAC16 or a
+        MULT18X18D) with registered operands and product."""
+        magnitudes = []
+        for name, value in (("acc", self.acc), ("mult", self.mult)):
+            magnitude = Signal(32, name=f"{name}_magnitude")    # |INT32_MIN| = 2**31 fits
+            m.d.sync += magnitude.eq(Mux(value < 0, -value, value))
+            magnitudes.append(magnitude)
+        negative = [Signal(name=f"negative_{stage}") for stage in range(1, self.PRODUCT_STAGE)]
+        m.d.sync += negative[0].eq(self.acc[31] ^ self.mult[31])
+        m.d.sync += [later.eq(earlier) for earlier, later in zip(negative, negative[1:])]
+        acc_magnitude, mult_magnitude = magnitudes
+        terms = []
+        for k in range(2):
+            for j in range(2):
+                partial = Signal(32, name=f"partial_{k}_{j}")
+                m.d.sync += partial.eq(acc_magnitude.word_select(k, 16)
+                                       * mult_magnitude.word_select(j, 16))
+                terms.append((partial, 16 * (k + j)))
+        terms.sort(key=lambda term: term[1])
+        magnitude, levels = self._sum_tree(m, terms, unsigned(64), "sum")
+        assert 2 + levels + 1 == self.PRODUCT_STAGE
+        product = Signal(signed(64))
+        m.d.sync += product.eq(Mux(negative[-1], -magnitude, magnitude))
+        return product
+
 
 class Requantizer(wiring.Component):
-    """`lanes` (= `cfg.requant_lanes`) requantisation lanes, and the raw
+    """`lanes` (= `cfg.requant_lane_count`) requantisation lanes with
+    `cfg.requant_digit_bits` digits, and the raw
     accumulators beside them.
 
     Flat ports, lane c of a port `w` bits per lane in bits `[w*c, w*c + w)`:
@@ -169,7 +221,7 @@ class Requantizer(wiring.Component):
             raise TypeError(f"cfg must be an AccelConfig, not {cfg!r}")
         self.cfg = cfg
         self.latency = RequantLane.latency
-        self.lanes = lanes = cfg.requant_lanes
+        self.lanes = lanes = cfg.requant_lane_count
         super().__init__({
             "acc": In(32 * lanes),
             "mult": In(32 * lanes),
@@ -192,7 +244,7 @@ class Requantizer(wiring.Component):
         shift = data.View(words, self.shift)
         result = data.View(data.ArrayLayout(signed(8), lanes), self.result)
 
-        lane_units = [RequantLane() for _ in range(lanes)]
+        lane_units = [RequantLane(self.cfg.requant_digit_bits) for _ in range(lanes)]
         for index, lane in enumerate(lane_units):
             m.submodules[f"lane_{index}"] = lane
             m.d.comb += [

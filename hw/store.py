@@ -3,10 +3,10 @@
 requantises or passes the int32 values through, and DMA-writes the tile's
 output elements.
 
-The requantiser has `cfg.requant_lanes` lanes, as many as int8 outputs fit a
-bus word: a pixel's C channels go through them in `requant_groups` cycles,
-the time the bus takes to write its int8 element, so fewer lanes cost no
-speed."""
+The requantiser has `cfg.requant_lane_count` lanes, by default as many as
+int8 outputs fit a bus word: a pixel's C channels go through them in
+`requant_groups` cycles, the time the bus takes to write its int8 element, so
+those fewer lanes than channels cost no speed."""
 
 import functools
 import operator

@@ -9,7 +9,7 @@ from hw.config import AccelConfig, REG, ERROR, MAGIC, STATUS_DONE, STATUS_ERROR,
 from sw_driver.cycles import DEFAULT_TIMING, prepare_cycles
 from sw_driver.driver import Accelerator
 from sw_driver.layers import Conv2dParams
-from sw_driver.model import decode_descriptor
+from sw_driver.model import ModelTransport, decode_descriptor
 from sw_driver.reference import conv2d_reference
 from sw_driver.quant import requantize
 from pysim_transport import PysimTransport
@@ -43,19 +43,36 @@ def test_conv_bit_exact(shape, layer):
     assert stats["macs_issued"] >= stats["macs_useful"] > 0
 
 
-def test_requantised_output_and_small_tiles():
+@pytest.mark.parametrize("cfg", [
+    # A tiny accumulator buffer forces many tiles with ragged edges.
+    AccelConfig(acc_depth=16, in_depth=64),
+    # Fewer lanes than int8 outputs fit a bus word, with DSP-style digits: the
+    # iCEBreaker's configuration, and lanes that do not divide the columns.
+    AccelConfig(rows=2, cols=2, axi_data_width=32, axi_addr_width=16, kernel_max=3,
+                stride_max=2, in_depth=64, acc_depth=32, requant_lanes=1, requant_digit_bits=16),
+    AccelConfig(rows=3, cols=5, acc_depth=16, in_depth=64, requant_lanes=2,
+                requant_digit_bits=16),
+], ids=["8x8", "icebreaker", "3x5-2-lanes"])
+def test_requantised_output_and_small_tiles(cfg):
     rng = np.random.default_rng(7)
     x, weight, bias = random_layer(rng, 10, 9, (3, 3), h=6, w=7)
     mult = rng.integers(1 << 30, (1 << 31) - 1, 9).astype(np.int32)
     shift = rng.integers(0, 12, 9).astype(np.int32)
     requant = dict(multiplier=mult, shift=shift, zero_point=-3, act_min=-100, act_max=90)
-    # A tiny accumulator buffer forces many tiles with ragged edges.
-    cfg = AccelConfig(acc_depth=16, in_depth=64)
+
+    def run(accel):
+        return accel.conv2d(x, weight, bias, padding=1, requant=requant)
+
     with PysimTransport(cfg) as transport:
-        y, _ = Accelerator(transport).conv2d(x, weight, bias, padding=1, requant=requant)
+        y, stats = run(Accelerator(transport))
     acc = conv2d_reference(x, weight, bias, Conv2dParams(10, 9, 3, padding=1))
     expected = requantize(np.moveaxis(acc, 1, -1), mult, shift, -3, -100, 90)
     assert np.array_equal(y, np.moveaxis(expected, -1, 1))
+    # The cycle model reads one pixel per `requant_groups` cycles, as the store stage does.
+    with ModelTransport(cfg) as model:
+        _, model_stats = run(Accelerator(model))
+    assert abs(model_stats["cycles"] - stats["cycles"]) <= 0.02 * stats["cycles"] + 8, \
+        (stats["cycles"], model_stats["cycles"])
 
 
 def test_identification_registers():

@@ -21,7 +21,9 @@ from sw_driver.quant import requantize
 from sw_driver.reference import conv2d_reference, conv_transpose2d_reference
 from sw_driver.transport import DoneTimeout, Transport, TransportError
 
-CFG = AccelConfig(rows=4, cols=4, kernel_max=3, stride_max=2, in_depth=256, acc_depth=64)
+# Requantisation as on the FPGA boards: fewer lanes than columns, DSP-style digits.
+CFG = AccelConfig(rows=4, cols=4, kernel_max=3, stride_max=2, in_depth=256, acc_depth=64,
+                  requant_lanes=2, requant_digit_bits=16)
 MEM_BYTES = 64 << 10
 IDLE_CYCLES = 20_000
 

@@ -25,6 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
     (["--kernel-max", "17"], "kernel_max must be in 1..16, not 17"),
     (["--in-depth", "8"], "in_depth must be in 16..65536, not 8"),
     (["--data-width", "16"], "data_width must be in 8..8, not 16"),
+    (["--cols", "4", "--requant-lanes", "5"], "requant_lanes must be in 0..4, not 5"),
+    (["--requant-lanes", "-1"], "requant_lanes must be in 0..8, not -1"),
+    (["--requant-digit-bits", "12"], "requant_digit_bits must be 8 or 16, not 12"),
+    (["--requant-digit-bits", "32"], "requant_digit_bits must be in 8..16, not 32"),
 ])
 def test_invalid_parameters_are_refused(arguments, message, tmp_path, capsys):
     assert main([*arguments, "--out-dir", str(tmp_path)]) == 2

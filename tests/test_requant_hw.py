@@ -103,15 +103,16 @@ def check_latency(valid, samples, latency):
 
 
 def test_lane_latency():
-    assert RequantLane.latency == RequantLane().latency == 10
+    assert RequantLane.latency == RequantLane().latency == RequantLane(16).latency == 10
 
 
-def test_lane_matches_golden_model():
+@pytest.mark.parametrize("digit_bits", [8, 16])
+def test_lane_matches_golden_model(digit_bits):
     rng = np.random.default_rng(1)
     acc, mult, shift = (np.concatenate(parts) for parts in zip(POT_TIES.T, lane_stimulus(rng, 500)))
     count = acc.size
     zero_point, act_min, act_max, valid = shared_stimulus(rng, count)
-    dut = RequantLane()
+    dut = RequantLane(digit_bits)
     stimuli = [{"acc": int(acc[t]), "mult": int(mult[t]), "shift": int(shift[t]),
                 "zero_point": int(zero_point[t]), "act_min": int(act_min[t]),
                 "act_max": int(act_max[t]), "valid": int(valid[t])} for t in range(count)]
@@ -133,11 +134,42 @@ def test_lane_inverted_bounds_give_act_max():
     assert [sample[0] for sample in samples[dut.latency - 1:][:3]] == [-10, -10, -10]
 
 
-@pytest.mark.parametrize("cols, bus, lanes", [(1, 64, 1), (8, 64, 8), (12, 64, 8), (5, 32, 4),
-                                               (12, 128, 12)])
-def test_requantizer_matches_golden_model(cols, bus, lanes):
-    """As many lanes as int8 outputs fit a bus word, at most C."""
-    dut = Requantizer(AccelConfig(cols=cols, axi_data_width=bus))
+@pytest.mark.parametrize("digit_bits", [8, 16])
+def test_lane_multiplies_every_digit_pair(digit_bits):
+    """Each digit of acc against each digit of mult at its extreme values, and
+    their mixes with the other digits zero or all ones: a misplaced or
+    mis-signed digit product shows up in srdhm with shift 0."""
+    digit_values = [0, 1, 0x7F, 0x80, 0xFF] if digit_bits == 8 else [0, 1, 0x7FFF, 0x8000, 0xFFFF]
+    words = set(EXTREME_INT32.tolist())
+    for k in range(32 // digit_bits):
+        for value in digit_values:
+            for background in (0, 0xFFFF_FFFF):
+                mask = ((1 << digit_bits) - 1) << (digit_bits * k)
+                word = background & ~mask | value << (digit_bits * k)
+                words.add(word - (1 << 32) if word >> 31 else word)
+    words = np.array(sorted(words))
+    acc, mult = (grid.ravel() for grid in np.meshgrid(words, words))
+    dut = RequantLane(digit_bits)
+    stimuli = [{"acc": int(a), "mult": int(b), "shift": 0, "zero_point": 0, "act_min": -128,
+                "act_max": 127, "valid": 1} for a, b in zip(acc, mult)]
+    samples = stream(dut, stimuli, [dut.result, dut.valid_out])
+    results = np.array([sample[0] for sample in samples[dut.latency - 1:][:acc.size]])
+    np.testing.assert_array_equal(results, requantize(acc, mult, 0, 0, -128, 127))
+
+
+@pytest.mark.parametrize("value", [0, 4, 12, 32, "16"])
+def test_lane_refuses_digit_bits(value):
+    with pytest.raises(ValueError, match=f"^digit_bits must be 8 or 16, not {re.escape(repr(value))}$"):
+        RequantLane(value)
+
+
+@pytest.mark.parametrize("cols, bus, lanes_parameter, digit_bits, lanes", [
+    (1, 64, 0, 8, 1), (8, 64, 0, 8, 8), (12, 64, 0, 8, 8), (5, 32, 0, 8, 4), (12, 128, 0, 8, 12),
+    (2, 32, 1, 16, 1), (12, 64, 3, 16, 3), (5, 64, 2, 16, 2)])
+def test_requantizer_matches_golden_model(cols, bus, lanes_parameter, digit_bits, lanes):
+    """By default as many lanes as int8 outputs fit a bus word, at most C."""
+    dut = Requantizer(AccelConfig(cols=cols, axi_data_width=bus, requant_lanes=lanes_parameter,
+                                  requant_digit_bits=digit_bits))
     assert dut.lanes == lanes
     rng = np.random.default_rng(cols + bus)
     count = 400

@@ -43,7 +43,8 @@ class Board:
       the design runs on the oscillator
     resources: what the device has, by report name (LUT, FF, DSP, BRAM_KBIT)
     led_active_low: the LEDs light on a low level
-    dsp: the synthesis flow's default DSP policy (`hw.board.synth.DSP_POLICIES`)
+    dsp: the synthesis flow's default DSP policy (`hw.board.synth.DSP_POLICIES`);
+      the iCE40 and ECP5 boards put the PEs' and requantiser's products in DSPs
     """
 
     name: str
@@ -89,22 +90,28 @@ BOARDS = {
     "icebreaker": Board(
         name="icebreaker", family="ice40", device="up5k", package="sg48", speed="",
         osc_hz=12_000_000, clk_hz=12_000_000, mem_bytes=4096,
+        # 2x2 PEs and one requantisation lane of four 16 x 16 products: the 8
+        # SB_MAC16s.
         accel=AccelConfig(rows=2, cols=2, axi_data_width=32, axi_addr_width=16,
-                          kernel_max=3, stride_max=2, in_depth=64, acc_depth=32),
-        constraints="icebreaker.pcf", leds=2, led_active_low=True,
+                          kernel_max=3, stride_max=2, in_depth=64, acc_depth=32,
+                          requant_lanes=1, requant_digit_bits=16),
+        constraints="icebreaker.pcf", leds=2, led_active_low=True, dsp="pe+requant",
         resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM_KBIT": 120},
         notes="iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR (4 kbit each)",
     ),
     "ulx3s": Board(
         name="ulx3s", family="ecp5", device="85k", package="CABGA381", speed="6",
         osc_hz=25_000_000, clk_hz=30_000_000, mem_bytes=64 << 10,
+        # 144 PEs and three requantisation lanes of four 16 x 16 products: the
+        # 156 MULT18X18Ds.
         accel=AccelConfig(rows=12, cols=12, kernel_max=3, stride_max=2,
-                          in_depth=1024, acc_depth=512),
+                          in_depth=1024, acc_depth=512, requant_lanes=3,
+                          requant_digit_bits=16),
         # 30 MHz: placed for 100 MHz the 12x12 top is estimated at 49.1 MHz
         # before routing, the 2x2 top routes at 64.0 MHz; control paths that
         # fan out over the chip limit it (docs/fpga.md).
         pll={"CLKI_DIV": 5, "CLKFB_DIV": 6, "CLKOP_DIV": 20, "CLKOP_CPHASE": 9},
-        constraints="ulx3s.lpf", leds=8,
+        constraints="ulx3s.lpf", leds=8, dsp="pe+requant",
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM_KBIT": 3744},
         notes="LFE5U-85F: 83640 LUT4, 156 MULT18X18D, 208 DP16KD (18 kbit each)",
     ),

@@ -10,12 +10,14 @@ netlist, the bitstream (`board_top.bin` / `board_top.bit`), the tool logs and
 `report.json` / `report.txt` with LUT, FF, DSP and block RAM use against what
 the device has, and the Fmax nextpnr achieved against the target clock.
 
-Multipliers: with `dsp="pe"` (iCE40 and ECP5 boards) only products no wider than the PE's
-operands (`data_width` x `data_width` bits) are left to the DSP inference;
-wider ones (requantisation, address arithmetic) are turned into LUT logic
-first (yosys `booth`), so the DSPs go to the PE array. `dsp="all"` (the
-Arty's, whose LUTs are fewer than its DSPs allow) keeps yosys' default, every
-multiplier into DSPs; `dsp="none"` uses no DSP.
+Multipliers: with `dsp="pe"` only the PE array's products (selected by their
+source, `hw/pe.py`) are left to the DSP inference; every other product is
+turned into LUT logic first (yosys `booth`), so the DSPs go to the PE array.
+`dsp="pe+requant"` (iCE40 and ECP5 boards) leaves the requantiser's products
+(`hw/requant.py`) to the DSPs too: with `requant_digit_bits=16` a lane's four
+16 x 16 products are four DSP blocks. `dsp="all"` (the Arty's, whose LUTs
+are fewer than its DSPs allow) keeps yosys' default, every multiplier into
+DSPs; `dsp="none"` uses no DSP.
 
 A design that needs more of a resource than the device has stops after
 synthesis with `ResourceError`, which names the resource (nextpnr would fail
@@ -40,7 +42,9 @@ __all__ = ["synthesize", "SynthError", "ResourceError", "check_fit", "count_reso
            "DSP_POLICIES", "main"]
 
 TOP = "board_top"
-DSP_POLICIES = ("pe", "all", "none")
+DSP_POLICIES = ("pe", "pe+requant", "all", "none")
+# Source files whose products a policy leaves to the DSP inference.
+_DSP_SOURCES = {"pe": ("pe",), "pe+requant": ("pe", "requant")}
 REPO = Path(__file__).resolve().parents[2]
 
 # Yosys cell types -> report resource, and how much of it one cell is.
@@ -129,12 +133,13 @@ def check_fit(board, counts):
 
 def _yosys_script(board, dsp):
     lines = [f"read_verilog {TOP}.v", f"hierarchy -top {TOP}"]
-    if dsp == "pe":
-        # Every product but the PE array's to LUT logic first, so DSP inference
-        # only sees the PEs' (on the ECP5 they are DSP instances already).
+    if dsp in _DSP_SOURCES:
+        # Every other product to LUT logic first, so DSP inference only sees
+        # the selected ones (on the ECP5 the PEs are DSP instances already).
+        sources = [f"a:src=*/hw/{name}.py:*" for name in _DSP_SOURCES[dsp]]
+        selection = " ".join(["t:$mul", *sources, *["%u"] * (len(sources) - 1), "%i"])
         lines += ["proc", "flatten", "opt_expr", "opt_clean", "wreduce", "opt_clean",
-                  "select -set pe t:$mul a:src=*/hw/pe.py:* %i",
-                  "booth t:$mul @pe %d"]
+                  f"select -set dsp {selection}", "booth t:$mul @dsp %d"]
     nodsp = " -nodsp" if dsp == "none" else ""
     if board.family == "ice40":
         lines.append(f"synth_ice40 -top {TOP}{'' if dsp == 'none' else ' -dsp'} -json {TOP}.json")
@@ -285,7 +290,7 @@ def main(argv=None):
                              "with scratch registers only")
     parser.add_argument("--dsp", choices=DSP_POLICIES,
                         help="which multipliers may use DSPs (default: the board's, "
-                             "pe for iCE40 and ECP5, all for Xilinx)")
+                             "pe+requant for iCE40 and ECP5, all for Xilinx)")
     parser.add_argument("--rows", type=int, help="override the board's array rows")
     parser.add_argument("--cols", type=int, help="override the board's array columns")
     parser.add_argument("--out-dir", type=Path, help="default build/fpga")
