@@ -37,7 +37,7 @@ class ComputeStage(wiring.Component):
         R, C = cfg.rows, cfg.cols
         super().__init__({
             "desc": In(DescLayout),
-            "job": In(ComputeJob), "job_valid": In(1), "job_ready": Out(1),
+            "job": In(ComputeJob(cfg)), "job_valid": In(1), "job_ready": Out(1),
             "in_full": In(2), "release": Out(2),
             "acc_free": In(2), "acc_filled": Out(2),
             "copy_params": Out(1), "copy_from": Out(1), "copy_to": Out(1),
@@ -59,7 +59,7 @@ class ComputeStage(wiring.Component):
         m.submodules.array = array = self._array
         d = self.desc
 
-        job = Signal(ComputeJob)
+        job = Signal(ComputeJob(cfg))
         in_bank = Signal()   # input/weight bank of the current job
         acc_bank = Signal()  # accumulator bank of the current tile-cob
 

@@ -72,9 +72,10 @@ def _check_outstanding(max_outstanding):
 class TransferLayout(data.StructLayout):
     """Payload of a DMA command: a 2-D strided transfer (see the module docstring).
 
-    Fields: `addr` (`cfg.axi_addr_width` bits, byte address), `elem_words` (16),
-    `n_elems` (16, elements per row), `elem_pitch` (32, bytes), `n_rows` (16),
-    `row_pitch` (32, bytes).
+    Fields: `addr` (byte address), `elem_words` (16), `n_elems` (16, elements
+    per row), `elem_pitch` (bytes), `n_rows` (16), `row_pitch` (bytes); the
+    addresses and pitches have `cfg.axi_addr_width` bits (address arithmetic
+    wraps there).
     """
 
     def __init__(self, cfg):
@@ -83,9 +84,9 @@ class TransferLayout(data.StructLayout):
             "addr": cfg.axi_addr_width,
             "elem_words": 16,
             "n_elems": 16,
-            "elem_pitch": 32,
+            "elem_pitch": cfg.axi_addr_width,
             "n_rows": 16,
-            "row_pitch": 32,
+            "row_pitch": cfg.axi_addr_width,
         })
 
 

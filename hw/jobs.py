@@ -28,12 +28,25 @@ __all__ = ["DescLayout", "LoadJob", "ComputeJob", "StoreJob", "SerialMultiplier"
 
 DescLayout = data.StructLayout({name: 32 for name, _, _ in DESC_FIELDS})
 
-# Sizes of job fields. Coordinates fit 16 bits (IN_H etc. are refused above);
-# window origins relative to a tile can be negative, and may be far off the
-# input when the padding is large, hence the generous signed widths.
+# Sizes of the dispatcher's loop coordinates. Coordinates fit 16 bits (IN_H
+# etc. are refused above); window origins relative to a tile can be negative,
+# and may be far off the input when the padding is large, hence the generous
+# signed widths. The records carry tile and window sizes in the widths the
+# descriptor checks guarantee (the job loop runs only after they passed).
 COORD = 17
 SCOORD = signed(26)
 LOCAL = signed(44)
+
+
+def _tile_size(cfg):
+    """A tile's height or width: TILE_H, TILE_W <= acc_depth (ERROR["TILE"])."""
+    return range(cfg.acc_depth + 1)
+
+
+def _window_size(cfg):
+    """A clipped window's height or width: at most the full tile's window
+    span, and span_h * span_w <= in_depth (ERROR["WINDOW"])."""
+    return range(cfg.in_depth + 1)
 
 
 def LoadJob(cfg):
@@ -42,26 +55,33 @@ def LoadJob(cfg):
         "first": 1,                                  # cib == 0: load the parameters too
         "taps": range(cfg.kernel_max ** 2 + 1),      # KH * KW weight elements
         "w_words": range(cfg.kernel_max ** 2 * cfg.w_elem_words + 1),
-        "wh": COORD, "ww": COORD,                    # clipped input window (0 when empty)
-        "p_addr": 32, "w_addr": 32, "in_addr": 32,
+        "wh": _window_size(cfg), "ww": _window_size(cfg),   # clipped input window (0 when empty)
+        # DMA byte addresses, modulo the bus's address space like every address.
+        "p_addr": cfg.axi_addr_width, "w_addr": cfg.axi_addr_width,
+        "in_addr": cfg.axi_addr_width,
     })
 
 
-ComputeJob = data.StructLayout({
-    "first": 1,                 # cib == 0: accumulators start from the bias
-    "last": 1,                  # cib == CI_BLOCKS - 1: the tile-cob is complete
-    "th": COORD, "tw": COORD,   # tile size in output pixels
-    "wh": COORD, "ww": COORD,   # clipped input window size (0 when empty)
-    "lrow0": SCOORD,            # first tile row's input row minus window top
-    "lcol0": SCOORD,            # first tile column's input column minus window left
-    "base0": LOCAL,             # lrow0 * ww: input-buffer address of (lrow0, 0)
-    "row_step": LOCAL,          # SH * ww: input-buffer step between tile rows
-})
+def ComputeJob(cfg):
+    """What the compute stage reads about a job."""
+    return data.StructLayout({
+        "first": 1,                 # cib == 0: accumulators start from the bias
+        "last": 1,                  # cib == CI_BLOCKS - 1: the tile-cob is complete
+        "th": _tile_size(cfg), "tw": _tile_size(cfg),         # tile size in output pixels
+        "wh": _window_size(cfg), "ww": _window_size(cfg),     # clipped input window (0 when empty)
+        "lrow0": SCOORD,            # first tile row's input row minus window top
+        "lcol0": SCOORD,            # first tile column's input column minus window left
+        "base0": LOCAL,             # lrow0 * ww: input-buffer address of (lrow0, 0)
+        "row_step": LOCAL,          # SH * ww: input-buffer step between tile rows
+    })
 
-StoreJob = data.StructLayout({
-    "th": COORD, "tw": COORD,
-    "out_addr": 32,
-})
+
+def StoreJob(cfg):
+    """What the store stage reads about a tile-cob."""
+    return data.StructLayout({
+        "th": _tile_size(cfg), "tw": _tile_size(cfg),
+        "out_addr": cfg.axi_addr_width,
+    })
 
 
 def desc_signed(desc, name, bits):
@@ -120,7 +140,7 @@ class Dispatcher(wiring.Component):
     def __init__(self, cfg, fifo_depth=4):
         self._cfg = cfg
         self._fifo_depth = fifo_depth
-        self._layouts = {"load": LoadJob(cfg), "comp": ComputeJob, "store": StoreJob}
+        self._layouts = {"load": LoadJob(cfg), "comp": ComputeJob(cfg), "store": StoreJob(cfg)}
         members = {
             "desc": In(DescLayout),
             "start": In(1), "prepared": Out(1), "run": In(1), "done": Out(1),
@@ -153,13 +173,18 @@ class Dispatcher(wiring.Component):
         kh, kw, sh, sw = d.KH[:8], d.KW[:8], d.SH[:8], d.SW[:8]
         tile_h, tile_w = d.TILE_H[:16], d.TILE_W[:16]
 
+        # Addresses are computed modulo the bus's address space: only their low
+        # `axi_addr_width` bits reach the bus, and sums and products of the low
+        # bits of their terms give exactly those.
+        addr = cfg.axi_addr_width
+
         # Results of the per-descriptor products.
         prep = {
             "taps": Signal(16), "w_words": Signal(24),
             "ty_step": Signal(24), "tx_step": Signal(24),
-            "in_row_start": Signal(32), "in_col_start": Signal(32),
-            "in_row_step": Signal(32), "in_col_step": Signal(32),
-            "out_row_step": Signal(32), "out_col_step": Signal(32),
+            "in_row_start": Signal(addr), "in_col_start": Signal(addr),
+            "in_row_step": Signal(addr), "in_col_step": Signal(addr),
+            "out_row_step": Signal(addr), "out_col_step": Signal(addr),
             "last_y": Signal(24), "last_x": Signal(24),
             "tile_pixels": Signal(34), "window_elems": Signal(42),
         }
@@ -197,12 +222,12 @@ class Dispatcher(wiring.Component):
         cib = Signal(16)
         lo_y = Signal(SCOORD)           # oy0 * SH - PAD_T: the tile's first input row
         lo_x = Signal(SCOORD)
-        in_row_off = Signal(32)         # lo_y * IN_ROW_PITCH (modulo 2**32)
-        in_col_off = Signal(32)         # lo_x * IN_ELEM_PITCH
-        out_row = Signal(32)            # OUT_BASE + oy0 * OUT_ROW_PITCH
-        out_tile = Signal(32)           # out_row + ox0 * OUT_ELEM_PITCH
-        in_tile = Signal(32)            # IN_BASE + wy0 * IN_ROW_PITCH + wx0 * IN_ELEM_PITCH
-        in_yx = Signal(32)
+        in_row_off = Signal(addr)         # lo_y * IN_ROW_PITCH (modulo the address space)
+        in_col_off = Signal(addr)         # lo_x * IN_ELEM_PITCH
+        out_row = Signal(addr)            # OUT_BASE + oy0 * OUT_ROW_PITCH
+        out_tile = Signal(addr)           # out_row + ox0 * OUT_ELEM_PITCH
+        in_tile = Signal(addr)            # IN_BASE + wy0 * IN_ROW_PITCH + wx0 * IN_ELEM_PITCH
+        in_yx = Signal(addr)
         last_y_hi = Signal(SCOORD)      # last input row of the last tile row
         last_x_hi = Signal(SCOORD)
         span_y = Signal(SCOORD)         # first to last input row of a full tile: span_h - 1
@@ -230,10 +255,10 @@ class Dispatcher(wiring.Component):
         lcol0 = Signal(SCOORD)
         base0 = Signal(LOCAL)
         row_step = Signal(LOCAL)
-        in_addr = Signal(32)
-        w_addr = Signal(32)
-        p_addr = Signal(32)
-        out_addr = Signal(32)
+        in_addr = Signal(addr)
+        w_addr = Signal(addr)
+        p_addr = Signal(addr)
+        out_addr = Signal(addr)
 
         # The job is the last of its tile-cob / tile: registers set one step
         # ahead, as they gate the FIFO writes (hundreds of enables).

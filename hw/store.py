@@ -13,7 +13,7 @@ import operator
 
 from amaranth import *
 from amaranth.lib import data, wiring, stream
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .jobs import COORD, StoreJob, DescLayout, desc_signed
@@ -29,7 +29,7 @@ class StoreStage(wiring.Component):
         C = cfg.cols
         super().__init__({
             "desc": In(DescLayout),
-            "job": In(StoreJob), "job_valid": In(1), "job_ready": Out(1),
+            "job": In(StoreJob(cfg)), "job_valid": In(1), "job_ready": Out(1),
             "acc_full": In(2), "release": Out(2),
             "acc_rd_addr": Out(range(cfg.acc_depth)), "acc_rd_bank": Out(1),
             "acc_rd_data": In(data.ArrayLayout(32 * C, 2)),
@@ -51,7 +51,7 @@ class StoreStage(wiring.Component):
         words_int8 = cfg.out_elem_words(True)
         words_int32 = cfg.out_elem_words(False)
 
-        job = Signal(StoreJob)
+        job = Signal(StoreJob(cfg))
         bank = Signal()
         # Pixels are read in order, tw per tile row.
         issued = Signal(range(cfg.acc_depth + 1))
@@ -61,7 +61,10 @@ class StoreStage(wiring.Component):
         reading = Signal()
         cmd_pending = Signal()
 
-        m.submodules.fifo = fifo = SyncFIFO(width=words_int32 * bus, depth=self._fifo_depth)
+        # Output elements between the requantiser and the bus, in block RAM
+        # (a buffered FIFO reads its memory synchronously).
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=words_int32 * bus,
+                                                    depth=self._fifo_depth)
 
         # Accept a tile-cob, queue its write command, then read its pixels.
         start = ~reading & ~cmd_pending & self.job_valid & self.acc_full.bit_select(bank, 1)

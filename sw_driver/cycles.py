@@ -56,7 +56,7 @@ class Timing:
     read_latency: int = 8       # memory: read request to its first data beat
     pass_min: int = 3           # shortest tap pass (hw.compute.PASS_MIN)
     acc_handoff: int = 7        # last pixel issued to the accumulator bank seen full
-    store_first_word: int = 15  # store accepts a tile to its first output word
+    store_first_word: int = 16  # store accepts a tile to its first output word
     store_fifo: int = 16        # output elements the store may read ahead of the bus
     store_release: int = 14     # last accumulator read to the bank seen free
     finish: int = 4             # last output word to STATUS.done (write response)

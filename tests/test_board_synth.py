@@ -73,6 +73,9 @@ def test_command_line_errors(capsys):
     assert "unknown board 'de10'; known boards: arty, icebreaker, ulx3s" in capsys.readouterr().err
     assert main(["--board", "icebreaker", "--rows", "0"]) == 2
     assert "rows must be in 1..64, not 0" in capsys.readouterr().err
+    # The ULX3S has three lanes; two columns take at most two.
+    assert main(["--board", "ulx3s", "--rows", "2", "--cols", "2"]) == 2
+    assert "requant_lanes must be in 0..2, not 3" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--board", "icebreaker", "--image", "demo"])
     with pytest.raises(ValueError, match="dsp must be one of"):

@@ -287,8 +287,8 @@ def test_write_random(cmds, stalls, b_latency):
 def test_transfer_layout_fields():
     layout = TransferLayout(AccelConfig(axi_addr_width=20))
     assert {name: field.width for name, field in layout} == {
-        "addr": 20, "elem_words": 16, "n_elems": 16, "elem_pitch": 32,
-        "n_rows": 16, "row_pitch": 32}
+        "addr": 20, "elem_words": 16, "n_elems": 16, "elem_pitch": 20,
+        "n_rows": 16, "row_pitch": 20}
 
 
 @pytest.mark.parametrize("engine", [ReadEngine, WriteEngine])

@@ -61,7 +61,7 @@ def test_serial_multiplier_refuses_bad_widths(name, value):
 def expected_records(cfg, d):
     """The records of descriptor `d` (decoded fields), by the formulas of
     hw/jobs.py's field comments, for the load, compute and store FIFOs."""
-    mask = (1 << 32) - 1
+    mask = (1 << cfg.axi_addr_width) - 1
     w_step = d["KH"] * d["KW"] * cfg.w_elem_words * cfg.bus_bytes
     p_step = cfg.p_elem_words * cfg.bus_bytes
     load, comp, store = [], [], []
@@ -110,14 +110,16 @@ def descriptor(**changes):
     return fields
 
 
-@pytest.mark.parametrize("changes", [
-    {},                                                     # partial tiles, both paddings
-    dict(PAD_T=-3, PAD_L=4, SW=2, TILE_W=2),                # windows cut on the other sides
-    dict(PAD_T=7, TILE_H=1, IN_BASE=0xFFFF_FF00),           # tiles all padding, addresses wrap
-    dict(CI_BLOCKS=1, CO_BLOCKS=1, OUT_H=1, OUT_W=1, KH=1, KW=1, SH=1, PAD_T=0, PAD_L=0),
+@pytest.mark.parametrize("addr_width, changes", [
+    (32, {}),                                               # partial tiles, both paddings
+    (32, dict(PAD_T=-3, PAD_L=4, SW=2, TILE_W=2)),          # windows cut on the other sides
+    (32, dict(PAD_T=7, TILE_H=1, IN_BASE=0xFFFF_FF00)),     # tiles all padding, addresses wrap
+    (32, dict(CI_BLOCKS=1, CO_BLOCKS=1, OUT_H=1, OUT_W=1, KH=1, KW=1, SH=1, PAD_T=0, PAD_L=0)),
+    # A 16-bit bus: bases, pitches and their products wrap at 64 KiB.
+    (16, dict(IN_BASE=0x3_FF00, OUT_BASE=0x1_F000, OUT_ROW_PITCH=0x1_0400, PAD_T=-1)),
 ])
-def test_dispatcher_records(changes):
-    cfg = AccelConfig(rows=4, cols=4, kernel_max=3, stride_max=2)
+def test_dispatcher_records(addr_width, changes):
+    cfg = AccelConfig(rows=4, cols=4, kernel_max=3, stride_max=2, axi_addr_width=addr_width)
     raw = descriptor(**changes)
     fields = decode_descriptor({name: value & 0xFFFF_FFFF for name, value in raw.items()})[0]
     expected = expected_records(cfg, fields)

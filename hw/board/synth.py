@@ -293,15 +293,17 @@ def main(argv=None):
                              "pe+requant for iCE40 and ECP5, all for Xilinx)")
     parser.add_argument("--rows", type=int, help="override the board's array rows")
     parser.add_argument("--cols", type=int, help="override the board's array columns")
+    parser.add_argument("--requant-lanes", type=int,
+                        help="override the board's requantisation lanes (0: one per int8 "
+                             "output of a bus word)")
     parser.add_argument("--out-dir", type=Path, help="default build/fpga")
     args = parser.parse_args(argv)
     try:
         board = get_board(args.board)
-        accel = None
-        if args.rows is not None or args.cols is not None:
-            accel = replace(board.accel,
-                            rows=board.accel.rows if args.rows is None else args.rows,
-                            cols=board.accel.cols if args.cols is None else args.cols)
+        overrides = {name: value for name, value in (("rows", args.rows), ("cols", args.cols),
+                                                     ("requant_lanes", args.requant_lanes))
+                     if value is not None}
+        accel = replace(board.accel, **overrides) if overrides else None
         report = synthesize(board, image=args.image, out_dir=args.out_dir, dsp=args.dsp,
                             accel=accel)
     except (BoardError, ConfigError, SynthError) as error:
