@@ -18,10 +18,10 @@ tile: a job lasts tens of cycles and the FIFOs hold several.
 
 from amaranth import *
 from amaranth.lib import data, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .config import DESC_FIELDS, PREP_PRODUCTS
+from .fifo import RegisteredFIFO
 
 __all__ = ["DescLayout", "LoadJob", "ComputeJob", "StoreJob", "SerialMultiplier",
            "Dispatcher", "desc_signed"]
@@ -158,7 +158,8 @@ class Dispatcher(wiring.Component):
 
         fifos = {}
         for name, layout in self._layouts.items():
-            fifo = fifos[name] = SyncFIFO(width=layout.size, depth=self._fifo_depth)
+            # Registered outputs: a stage's start decision fans out to most of its registers.
+            fifo = fifos[name] = RegisteredFIFO(width=layout.size, depth=self._fifo_depth)
             m.submodules[f"{name}_fifo"] = fifo
             m.d.comb += [
                 getattr(self, f"{name}_job").eq(fifo.r_data),

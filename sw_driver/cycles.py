@@ -49,7 +49,7 @@ __all__ = ["Timing", "DEFAULT_TIMING", "tile_spans", "prepare_cycles", "first_ti
 class Timing:
     """Cycle constants of the RTL pipeline and of the memory behind it."""
 
-    dispatch: int = 7           # start to the first job reaching the stages, less the
+    dispatch: int = 8           # start to the first job reaching the stages, less the
                                 # dispatcher's products (`prepare_cycles`, `first_tile_cycles`)
     load_first_cmd: int = 4     # job accepted to the first read request, cib == 0
     load_later_cmd: int = 5     # the same for cib > 0 (weights first), before multiply cycles

@@ -373,26 +373,26 @@ PREPARED = 3 + 6 + 3 + 3 + 2 + 2 + 4 + 4 + 4 + 4 + 3 + 3 + 4 + 4 + 3 + 2
 
 
 def test_counters_of_one_job():
-    """dispatch 7 + 54 = 61; load 61 + 4 + read latency 8 + (12 params + 8
-    weight + 4 input beats) + 1 = 98; compute 98..102 (4 pixels); store accepts
-    102 + 7 = 109, words 125..141 (4 int32 elements of 4 words); done 141 + 4 = 145."""
+    """dispatch 8 + 54 = 62; load 62 + 4 + read latency 8 + (12 params + 8
+    weight + 4 input beats) + 1 = 99; compute 99..103 (4 pixels); store accepts
+    103 + 7 = 110, words 126..142 (4 int32 elements of 4 words); done 142 + 4 = 146."""
     model = ModelTransport(CONFIGS["8x8"])
     fields = one_by_one()
     assert prepare_cycles(CONFIGS["8x8"], fields) + first_tile_cycles(fields) == PREPARED == 54
     status, waited, counters = run(model, fields)
     assert status == STATUS_DONE
-    assert waited == 145
-    assert counters == {"CYCLES": 145, "ACTIVE": 4, "MACS": 256, "BYTES_RD": 24 * 8,
-                        "BYTES_WR": 16 * 8, "STALL": 141}
+    assert waited == 146
+    assert counters == {"CYCLES": 146, "ACTIVE": 4, "MACS": 256, "BYTES_RD": 24 * 8,
+                        "BYTES_WR": 16 * 8, "STALL": 142}
 
 
 def test_counters_of_two_pipelined_jobs():
-    """CI_BLOCKS = 2: job 0 loads 61..98 and computes 98..102; job 1 loads from
-    98, weights first (5 cycles to the request) with no params: 98 + 5 + 8 + 12 +
-    1 = 124, computes 124..128; store 135, words 151..167; done 171."""
+    """CI_BLOCKS = 2: job 0 loads 62..99 and computes 99..103; job 1 loads from
+    99, weights first (5 cycles to the request) with no params: 99 + 5 + 8 + 12 +
+    1 = 125, computes 125..129; store 136, words 152..168; done 172."""
     model = ModelTransport(CONFIGS["8x8"])
     _, waited, counters = run(model, one_by_one(CI_BLOCKS=2))
-    assert waited == counters["CYCLES"] == 171
+    assert waited == counters["CYCLES"] == 172
     assert counters["ACTIVE"] == 8
     assert counters["BYTES_RD"] == (24 + 12) * 8
 
@@ -524,9 +524,9 @@ def test_counters_are_64_bit_lo_hi_pairs():
     timing = Timing(read_latency=(1 << 32) + 5)
     model = ModelTransport(CONFIGS["8x8"], timing=timing)
     _, waited, counters = run(model, one_by_one())
-    assert waited == counters["CYCLES"] == 145 - 8 + (1 << 32) + 5
+    assert waited == counters["CYCLES"] == 146 - 8 + (1 << 32) + 5
     assert model.read_reg(counter_offset("CYCLES") + 4) == 1
-    assert model.read_reg(counter_offset("CYCLES")) == 145 - 8 + 5
+    assert model.read_reg(counter_offset("CYCLES")) == 146 - 8 + 5
 
 
 def test_busy_done_clear_and_irq():
@@ -539,7 +539,7 @@ def test_busy_done_clear_and_irq():
     with pytest.raises(DoneTimeout, match="not done after 50 cycles"):
         model.wait_done(50)
     assert model.read_reg(REG["STATUS"]) == STATUS_BUSY
-    assert model.wait_done(95) == 95                      # 145 in all
+    assert model.wait_done(96) == 96                      # 146 in all
     assert model.read_reg(REG["STATUS"]) == STATUS_DONE and model.irq
     assert model.wait_done(0) == 0                        # already done
     model.write_reg(REG["IRQ_ENABLE"], 0)
