@@ -152,14 +152,23 @@ class ConvAccel(wiring.Component):
         for stage in (dispatcher, load, compute, store):
             m.d.comb += stage.desc.eq(desc)
 
-        reg_addr = axil.addr
-        with m.If(axil.write):
-            mask = Cat(axil.wstrb[i].replicate(8) for i in range(4))
+        # Register writes take effect a cycle after the slave's strobe, from
+        # registers: `start` resets the counters and starts the dispatcher, a
+        # fan-out that should not begin at the slave's address multiplexer.
+        # The write's response comes no earlier, so a read after it sees it.
+        reg_write = Signal()
+        reg_addr = Signal.like(axil.addr)
+        reg_wdata = Signal.like(axil.wdata)
+        reg_wstrb = Signal.like(axil.wstrb)
+        m.d.sync += [reg_write.eq(axil.write), reg_addr.eq(axil.addr),
+                     reg_wdata.eq(axil.wdata), reg_wstrb.eq(axil.wstrb)]
+        with m.If(reg_write):
+            mask = Cat(reg_wstrb[i].replicate(8) for i in range(4))
             for index, (name, _, _) in enumerate(DESC_FIELDS):
                 with m.If((reg_addr == REG["DESC"] + 4 * index) & ~busy):
-                    m.d.sync += desc[name].eq(desc[name] & ~mask | axil.wdata & mask)
+                    m.d.sync += desc[name].eq(desc[name] & ~mask | reg_wdata & mask)
             with m.If(reg_addr == REG["IRQ_ENABLE"]):
-                m.d.sync += irq_enable.eq(axil.wdata[0])
+                m.d.sync += irq_enable.eq(reg_wdata[0])
 
         readable = {REG[name]: value for name, value in self._identification().items()}
         readable[REG["STATUS"]] = Cat(busy, done, error, C(0, 5), error_code)
@@ -240,8 +249,8 @@ class ConvAccel(wiring.Component):
             ]
 
         # Control.
-        start = axil.write & (reg_addr == REG["CTRL"]) & axil.wdata[0] & axil.wstrb[0] & ~busy
-        clear = axil.write & (reg_addr == REG["CTRL"]) & axil.wdata[1] & axil.wstrb[0] & ~busy
+        start = reg_write & (reg_addr == REG["CTRL"]) & reg_wdata[0] & reg_wstrb[0] & ~busy
+        clear = reg_write & (reg_addr == REG["CTRL"]) & reg_wdata[1] & reg_wstrb[0] & ~busy
         # The checks are registered, then the first failure picks the code.
         checks = self._checks(desc, dispatcher)
         failures = Signal(len(checks))

@@ -60,7 +60,7 @@ class Timing:
     store_fifo: int = 16        # output elements the store may read ahead of the bus
     store_release: int = 14     # last accumulator read to the bank seen free
     finish: int = 4             # last output word to STATUS.done (write response)
-    reject: int = 1             # start to STATUS.done for a refused descriptor, less
+    reject: int = 2             # start to STATUS.done for a refused descriptor, less
                                 # `prepare_cycles`
 
     def __post_init__(self):
