@@ -163,10 +163,13 @@ class ConvAccel(wiring.Component):
         m.d.sync += [reg_write.eq(axil.write), reg_addr.eq(axil.addr),
                      reg_wdata.eq(axil.wdata), reg_wstrb.eq(axil.wstrb)]
         with m.If(reg_write):
-            mask = Cat(reg_wstrb[i].replicate(8) for i in range(4))
             for index, (name, _, _) in enumerate(DESC_FIELDS):
                 with m.If((reg_addr == REG["DESC"] + 4 * index) & ~busy):
-                    m.d.sync += desc[name].eq(desc[name] & ~mask | reg_wdata & mask)
+                    # One enable a byte lane: the data goes straight to the flip-flops.
+                    for lane in range(4):
+                        with m.If(reg_wstrb[lane]):
+                            m.d.sync += desc[name].word_select(lane, 8).eq(
+                                reg_wdata.word_select(lane, 8))
             with m.If(reg_addr == REG["IRQ_ENABLE"]):
                 m.d.sync += irq_enable.eq(reg_wdata[0])
 

@@ -41,8 +41,9 @@ class PysimTransport(Transport):
             raise value
         return value
 
-    def write_reg(self, offset, value):
-        self._call("write_reg", offset, value)
+    def write_reg(self, offset, value, strobes=0xF):
+        """`strobes`: the AXI-Lite byte strobes (WSTRB), all four by default."""
+        self._call("write_reg", offset, value, strobes)
 
     def read_reg(self, offset):
         return self._call("read_reg", offset)
@@ -108,11 +109,11 @@ class PysimTransport(Transport):
                     ctx.set(dut.m_axi_rvalid, 0)
                 ctx.set(dut.m_axi_bvalid, responses > 0)
 
-        async def write_reg(ctx, addr, value):
+        async def write_reg(ctx, addr, value, strobes):
             ctx.set(dut.s_axil_awaddr, addr)
             ctx.set(dut.s_axil_awvalid, 1)
             ctx.set(dut.s_axil_wdata, value & 0xFFFF_FFFF)
-            ctx.set(dut.s_axil_wstrb, 0xF)
+            ctx.set(dut.s_axil_wstrb, strobes)
             ctx.set(dut.s_axil_wvalid, 1)
             ctx.set(dut.s_axil_bready, 1)
             aw_done = w_done = False

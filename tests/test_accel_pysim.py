@@ -100,6 +100,19 @@ def test_register_file_reads():
             assert transport.read_reg(unmapped) == 0, hex(unmapped)
 
 
+def test_register_writes_take_their_byte_lanes():
+    with PysimTransport(AccelConfig()) as transport:
+        offset = desc_offset("IN_ROW_PITCH")
+        transport.write_reg(offset, 0x1122_3344)
+        transport.write_reg(offset, 0xAABB_CCDD, strobes=0b0101)
+        assert transport.read_reg(offset) == 0x11BB_33DD
+        transport.write_reg(offset, 0xAABB_CCDD, strobes=0b1010)
+        assert transport.read_reg(offset) == 0xAABB_CCDD
+        # CTRL.start is bit 0: without byte lane 0 nothing starts.
+        transport.write_reg(REG["CTRL"], CTRL_START, strobes=0b1110)
+        assert transport.read_reg(REG["STATUS"]) & STATUS_BUSY == 0
+
+
 VALID = dict(IN_BASE=0, IN_ELEM_PITCH=8, IN_ROW_PITCH=32, IN_BLK_PITCH=8,
              OUT_BASE=0x1000, OUT_ELEM_PITCH=32, OUT_ROW_PITCH=128, OUT_BLK_PITCH=32,
              W_BASE=0x2000, P_BASE=0x3000, IN_H=4, IN_W=4, OUT_H=4, OUT_W=4,
