@@ -178,8 +178,8 @@ class ComputeStage(wiring.Component):
             m.d.sync += cur.eq(prev)
         s_in, s_read, s_data, s_write = stages[2], stages[la], stages[la + 1], stages[la + 2]
 
-        in_data = Signal.like(self.in_rd_data)
-        w_data = Signal.like(self.w_rd_data)
+        in_data = Signal.like(self.in_rd_data, reset_less=True)
+        w_data = Signal.like(self.w_rd_data, reset_less=True)
         m.d.sync += [in_data.eq(self.in_rd_data), w_data.eq(self.w_rd_data)]
         m.d.comb += [
             array.x.eq(Mux(s_in.inside, in_data, 0)),
@@ -190,7 +190,7 @@ class ComputeStage(wiring.Component):
         ]
 
         sw = array.sum_width
-        old = Signal(32 * C)
+        old = Signal(32 * C, reset_less=True)
         m.d.sync += old.eq(self.acc_rd_data[s_data.bank])
         bias = self.bias[s_write.bank]
         m.d.comb += [

@@ -5,7 +5,7 @@ input pixel per cycle, exactly (no wrap): the int32 accumulation happens
 downstream.
 """
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, ResetSignal, Signal, signed
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,6 +23,12 @@ class PE(wiring.Component):
     banks, padding) off the multiplier's path. Elaborated for a platform whose
     `family` is "ecp5" (`hw.board.boards.Board`), the PE is one MULT18X18D
     with its own input and output registers, the same pipeline.
+
+    Like every data register of the datapath (the adder trees, the
+    requantiser's stages, the buffers' output registers), the operand
+    registers are not reset: the valid bits beside them are, and nothing
+    reads stale data. It keeps the reset net off thousands of flip-flops (on
+    the ECP5 that net's routing limited the clock).
     """
 
     latency = 2
@@ -41,8 +47,8 @@ class PE(wiring.Component):
         if getattr(platform, "family", None) == "ecp5" and self.data_width <= ECP5_DSP_WIDTH:
             return self._ecp5_dsp()
         m = Module()
-        w = Signal.like(self.w)
-        x = Signal.like(self.x)
+        w = Signal.like(self.w, reset_less=True)
+        x = Signal.like(self.x, reset_less=True)
         m.d.sync += [w.eq(self.w), x.eq(self.x), self.product.eq(w * x)]
         return m
 
@@ -64,7 +70,7 @@ class PE(wiring.Component):
             "MULT18X18D",
             p_GSR="DISABLED", p_RESETMODE="SYNC", **registers,
             i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
-            i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=ResetSignal("sync"),
+            i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=0,
             **ports)
         return m
 
@@ -131,7 +137,8 @@ class PEArray(wiring.Component):
                 next_terms = []
                 for index in range(0, len(terms), 2):
                     pair = terms[index:index + 2]
-                    term = Signal(signed(level_width), name=f"col{col}_level{level}_{index // 2}")
+                    term = Signal(signed(level_width), name=f"col{col}_level{level}_{index // 2}",
+                                  reset_less=True)
                     # An odd term out passes through, registered like the sums
                     # beside it to stay aligned with them.
                     domain += term.eq(pair[0] + pair[1] if len(pair) == 2 else pair[0])

@@ -75,7 +75,8 @@ class RequantLane(wiring.Component):
 
         # params[k] is the input parameters delayed by k cycles: stage s, which
         # reads the values registered by stage s - 1, uses params[s - 1].
-        params = [Signal(LaneParams, name=f"params_{k}") for k in range(self.latency)]
+        params = [Signal(LaneParams, name=f"params_{k}", reset_less=True)
+                  for k in range(self.latency)]
         m.d.comb += [
             params[0].shift.eq(self.shift),
             params[0].zero_point.eq(self.zero_point),
@@ -106,28 +107,28 @@ class RequantLane(wiring.Component):
         # for INT32_MIN * INT32_MIN (product 2**62): that one case saturates.
         nudged = Signal(signed(65))
         m.d.comb += nudged.eq(product + (1 << 30))
-        high = Signal(signed(32))
+        high = Signal(signed(32), reset_less=True)
         m.d.sync += high.eq(Mux(product == (1 << 62), INT32_MAX, nudged[31:63].as_signed()))
 
         # Stages 7-8: gemmlowp RoundingDivideByPOT, written as in the C code.
         # The mask 2**shift - 1 is registered beside stage 6, from the same
         # shift, so stage 7 starts from registers only.
         shift = params[product_stage + 1].shift
-        mask = Signal(unsigned(31))
+        mask = Signal(unsigned(31), reset_less=True)
         m.d.sync += mask.eq((Const(1, 32) << params[product_stage].shift) - 1)
-        shifted = Signal(signed(32))
-        remainder = Signal(unsigned(31))
-        threshold = Signal(unsigned(31))
+        shifted = Signal(signed(32), reset_less=True)
+        remainder = Signal(unsigned(31), reset_less=True)
+        threshold = Signal(unsigned(31), reset_less=True)
         m.d.sync += [shifted.eq(high >> shift), remainder.eq(high[:31] & mask),
                      threshold.eq((mask >> 1) + high[31])]
-        shifted_8 = Signal(signed(32))
-        round_up = Signal()
+        shifted_8 = Signal(signed(32), reset_less=True)
+        round_up = Signal(reset_less=True)
         m.d.sync += [shifted_8.eq(shifted), round_up.eq(remainder > threshold)]
 
         # Stage 9: the rounded quotient plus the zero point. The quotient cannot
         # overflow 32 bits: for shift >= 1, |high >> shift| + 1 <= 2**30; for
         # shift 0 the mask is 0 and nothing is added.
-        biased = Signal(signed(34))
+        biased = Signal(signed(34), reset_less=True)
         m.d.sync += biased.eq(shifted_8 + round_up + params[product_stage + 3].zero_point)
 
         # Stage 10: the clamp in TFLite's order (max, then min): above act_max
@@ -150,7 +151,7 @@ class RequantLane(wiring.Component):
             pairs = []
             for index in range(0, len(terms), 2):
                 (low, low_exp), (high, high_exp) = terms[index], terms[index + 1]
-                total = Signal(shape, name=f"{prefix}_{level}_{index // 2}")
+                total = Signal(shape, name=f"{prefix}_{level}_{index // 2}", reset_less=True)
                 m.d.sync += total.eq(low + (high << (high_exp - low_exp)))
                 pairs.append((total, low_exp))
             terms = pairs
@@ -166,7 +167,7 @@ class RequantLane(wiring.Component):
         terms = []
         for k, acc_digit in enumerate(digits(self.acc)):
             for j, mult_digit in enumerate(digits(self.mult)):
-                partial = Signal(signed(17), name=f"partial_{k}_{j}")
+                partial = Signal(signed(17), name=f"partial_{k}_{j}", reset_less=True)
                 m.d.sync += partial.eq(acc_digit * mult_digit)
                 terms.append((partial, 8 * (k + j)))
         terms.sort(key=lambda term: term[1])
@@ -180,24 +181,25 @@ class RequantLane(wiring.Component):
         MULT18X18D) with registered operands and product."""
         magnitudes = []
         for name, value in (("acc", self.acc), ("mult", self.mult)):
-            magnitude = Signal(32, name=f"{name}_magnitude")    # |INT32_MIN| = 2**31 fits
+            magnitude = Signal(32, name=f"{name}_magnitude", reset_less=True)   # 2**31 fits
             m.d.sync += magnitude.eq(Mux(value < 0, -value, value))
             magnitudes.append(magnitude)
-        negative = [Signal(name=f"negative_{stage}") for stage in range(1, self.PRODUCT_STAGE)]
+        negative = [Signal(name=f"negative_{stage}", reset_less=True)
+                    for stage in range(1, self.PRODUCT_STAGE)]
         m.d.sync += negative[0].eq(self.acc[31] ^ self.mult[31])
         m.d.sync += [later.eq(earlier) for earlier, later in zip(negative, negative[1:])]
         acc_magnitude, mult_magnitude = magnitudes
         terms = []
         for k in range(2):
             for j in range(2):
-                partial = Signal(32, name=f"partial_{k}_{j}")
+                partial = Signal(32, name=f"partial_{k}_{j}", reset_less=True)
                 m.d.sync += partial.eq(acc_magnitude.word_select(k, 16)
                                        * mult_magnitude.word_select(j, 16))
                 terms.append((partial, 16 * (k + j)))
         terms.sort(key=lambda term: term[1])
         magnitude, levels = self._sum_tree(m, terms, unsigned(64), "sum")
         assert 2 + levels + 1 == self.PRODUCT_STAGE
-        product = Signal(signed(64))
+        product = Signal(signed(64), reset_less=True)
         m.d.sync += product.eq(Mux(negative[-1], -magnitude, magnitude))
         return product
 
@@ -262,7 +264,7 @@ class Requantizer(wiring.Component):
 
         raw = self.acc
         for stage in range(1, self.latency + 1):
-            delayed = Signal(32 * lanes, name=f"raw_{stage}")
+            delayed = Signal(32 * lanes, name=f"raw_{stage}", reset_less=True)
             m.d.sync += delayed.eq(raw)
             raw = delayed
         m.d.comb += self.raw.eq(raw)

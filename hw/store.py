@@ -119,9 +119,9 @@ class StoreStage(wiring.Component):
         read_bank = Signal()
         m.d.sync += [read_valid.eq(read), read_bank.eq(bank)]
         padded = groups * lanes * 32
-        acc = Signal(padded)
-        mult = Signal(padded)
-        shift = Signal(padded)
+        acc = Signal(padded, reset_less=True)
+        mult = Signal(padded, reset_less=True)
+        shift = Signal(padded, reset_less=True)
         with m.If(read_valid):
             m.d.sync += [acc.eq(self.acc_rd_data[read_bank]), mult.eq(self.mult[read_bank]),
                          shift.eq(self.shift[read_bank])]
@@ -151,8 +151,8 @@ class StoreStage(wiring.Component):
         raw = rq.raw
         if groups > 1:
             out_group = Signal(range(groups))
-            earlier_results = Signal((groups - 1) * lanes * 8)
-            earlier_raw = Signal((groups - 1) * lanes * 32)
+            earlier_results = Signal((groups - 1) * lanes * 8, reset_less=True)
+            earlier_raw = Signal((groups - 1) * lanes * 32, reset_less=True)
             with m.If(rq.valid_out):
                 m.d.sync += [
                     out_group.eq(Mux(out_group == groups - 1, 0, out_group + 1)),
@@ -170,7 +170,7 @@ class StoreStage(wiring.Component):
         ]
 
         # Serialise elements into bus words.
-        element = Signal(words_int32 * bus)
+        element = Signal(words_int32 * bus, reset_less=True)
         word_index = Signal(range(words_int32))
         holding = Signal()
         last_word = word_index == Mux(requant_mode, words_int8 - 1, words_int32 - 1)

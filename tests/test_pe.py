@@ -136,7 +136,8 @@ def test_pe_refuses_bad_data_width(data_width):
 
 def test_pe_on_ecp5_is_one_registered_dsp():
     """For the ECP5 the PE is a MULT18X18D using its input and output registers
-    (the same latency), signed, clocked and reset by the sync domain."""
+    (the same latency), signed, clocked by the sync domain, its registers not
+    reset (the array's valid bits are)."""
     from amaranth.back import rtlil
     from hw.board.boards import get_board
     text = rtlil.convert(PE(), platform=get_board("ulx3s"), name="pe")
@@ -144,5 +145,6 @@ def test_pe_on_ecp5_is_one_registered_dsp():
     for register in ("INPUTA", "INPUTB", "OUTPUT"):
         assert f'parameter \\REG_{register}_CLK "CLK0"' in text
     assert 'parameter \\REG_PIPELINE_CLK' not in text
+    assert "connect \\RST0 1'0" in text
     assert "$mul" not in text
     assert "MULT18X18D" not in rtlil.convert(PE(), name="pe")
