@@ -118,11 +118,11 @@ BOARDS = {
     "arty": Board(
         name="arty", family="xilinx", device="xc7a35ticsg324-1L", package="csg324",
         speed="-1L", osc_hz=100_000_000, clk_hz=100_000_000, mem_bytes=64 << 10,
-        # 4x4 with every product in a DSP48E1: 16 PEs + 4 lanes x 16 digit
-        # products = 80 of 90 (5x5 needs 105; with only the PEs in DSPs its
-        # LUTs overflow the 20800, docs/fpga.md).
-        accel=AccelConfig(rows=4, cols=4, kernel_max=3, stride_max=2,
-                          in_depth=1024, acc_depth=512),
+        # 8x8 with every product in a DSP48E1: 64 PEs + 6 lanes x 4 = 88 of 90,
+        # 71 % of the LUTs (yosys estimate, docs/fpga.md).
+        accel=AccelConfig(rows=8, cols=8, kernel_max=3, stride_max=2,
+                          in_depth=1024, acc_depth=512, requant_lanes=6,
+                          requant_digit_bits=16),
         constraints="arty_a7_35.xdc", leds=4, dsp="all",
         resources={"LUT": 20800, "FF": 41600, "DSP": 90, "BRAM_KBIT": 1800},
         notes="XC7A35T: 20800 LUT6, 90 DSP48E1, 50 RAMB36 (36 kbit each)",
