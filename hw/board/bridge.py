@@ -134,6 +134,9 @@ class UARTBridge(wiring.Component):
         count = Signal(16)
         crc = Signal(16)
         word = Signal(32)                    # register data, or WAIT's cycle count
+        # In WAIT, word == addr (the maximum), kept in a register: the 32-bit
+        # compare would otherwise sit on the enables of `word`.
+        wait_over = Signal()
         status = Signal(8)
         data_byte = Signal(8)
         aw_done = Signal()
@@ -269,7 +272,7 @@ class UARTBridge(wiring.Component):
                         with m.If(length != 0):
                             fail(Status.LENGTH)
                         with m.Else():
-                            m.d.sync += word.eq(0)
+                            m.d.sync += [word.eq(0), wait_over.eq(addr == 0)]
                             m.next = "WAIT"
                     with m.Case(Command.READ_REG, Command.WRITE_REG):
                         with m.If(length != 4):
@@ -330,11 +333,11 @@ class UARTBridge(wiring.Component):
                 m.d.comb += self.active.eq(1)
                 with m.If(self.irq):
                     m.next = "RESPOND"
-                with m.Elif(word == addr):
+                with m.Elif(wait_over):
                     m.d.sync += status.eq(Status.TIMEOUT)
                     m.next = "RESPOND"
                 with m.Else():
-                    m.d.sync += word.eq(word + 1)
+                    m.d.sync += [word.eq(word + 1), wait_over.eq(word + 1 == addr)]
 
             with m.State("RESPOND"):
                 m.d.comb += self.active.eq(1)
