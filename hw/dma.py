@@ -169,15 +169,26 @@ class BurstPlanner(wiring.Component):
         last_row = Signal()
         single_elem = Signal()        # n_elems == 1
 
-        def set_room(words):
-            m.d.sync += [room.eq(words), limit.eq(Mux(words < MAX_BURST, words, MAX_BURST))]
+        # `elem_done`: the element's words left fit one burst from `cur`, so
+        # this burst ends the element. It is a register, set with the
+        # element's words left and the room, because it decides which
+        # planner registers load (a compare in front of those enables limited
+        # the clock).
+        limit_bits = len(limit)
+        elem_done = Signal()
+
+        def start_burst(words_to_boundary, words_left):
+            """The next burst starts `words_to_boundary` words before a 4 KiB
+            boundary with `words_left` words of its element to cover."""
+            next_limit = Mux(words_to_boundary < MAX_BURST, words_to_boundary, MAX_BURST)
+            m.d.sync += [room.eq(words_to_boundary), limit.eq(next_limit),
+                         elem_left.eq(words_left),
+                         elem_done.eq((words_left[limit_bits:] == 0)
+                                      & (words_left[:limit_bits] <= next_limit))]
 
         def room_at(addr):
             return page_words - addr[:page_bits]
 
-        limit_bits = len(limit)
-        elem_done = Signal()
-        m.d.comb += elem_done.eq((elem_left[limit_bits:] == 0) & (elem_left[:limit_bits] <= limit))
         chunk = Signal(range(MAX_BURST + 1))   # words of the burst planned this cycle
         m.d.comb += chunk.eq(Mux(elem_done, elem_left, limit))
 
@@ -238,24 +249,26 @@ class BurstPlanner(wiring.Component):
             ]
             with m.If(~elem_done):
                 # A burst of `limit` words: up to the boundary, or MAX_BURST short of it.
-                m.d.sync += [cur.eq(cur + chunk), elem_left.eq(elem_left - chunk)]
-                set_room(Mux(room > MAX_BURST, room - MAX_BURST, page_words))
+                m.d.sync += cur.eq(cur + chunk)
+                left = Signal.like(elem_left)
+                m.d.comb += left.eq(elem_left - chunk)
+                start_burst(Mux(room > MAX_BURST, room - MAX_BURST, page_words), left)
             with m.Elif(~last_elem):
                 m.d.sync += [
                     cur.eq(next_elem), elem_addr.eq(next_elem),
                     next_elem.eq(next_elem + elem_pitch),
-                    elem_left.eq(elem_words), elems_left.eq(elems_left - 1),
+                    elems_left.eq(elems_left - 1),
                     last_elem.eq(elems_left == 2),
                 ]
-                set_room(room_at(next_elem))
+                start_burst(room_at(next_elem), elem_words)
             with m.Elif(~last_row):
                 m.d.sync += [
                     cur.eq(next_row), elem_addr.eq(next_row), row_addr.eq(next_row),
                     next_elem.eq(next_row + elem_pitch), next_row.eq(next_row + row_pitch),
-                    elem_left.eq(elem_words), elems_left.eq(n_elems), last_elem.eq(single_elem),
+                    elems_left.eq(n_elems), last_elem.eq(single_elem),
                     rows_left.eq(rows_left - 1), last_row.eq(rows_left == 2),
                 ]
-                set_room(room_at(next_row))
+                start_burst(room_at(next_row), elem_words)
             with m.Else():
                 m.d.sync += active.eq(0)
         with m.Elif(self.burst.ready):
@@ -266,13 +279,13 @@ class BurstPlanner(wiring.Component):
                 active.eq(1),
                 cur.eq(p_addr), elem_addr.eq(p_addr), row_addr.eq(p_addr),
                 next_elem.eq(p_addr + p_elem_pitch), next_row.eq(p_addr + p_row_pitch),
-                elem_left.eq(p_words), elem_words.eq(p_words),
+                elem_words.eq(p_words),
                 elems_left.eq(p_n_elems), n_elems.eq(p_n_elems),
                 last_elem.eq(p_n_elems == 1), single_elem.eq(p_n_elems == 1),
                 rows_left.eq(p_n_rows), last_row.eq(p_n_rows == 1),
                 elem_pitch.eq(p_elem_pitch), row_pitch.eq(p_row_pitch),
             ]
-            set_room(room_at(p_addr))
+            start_burst(room_at(p_addr), p_words)
 
         m.d.comb += self.busy.eq(p_full | active | self.burst.valid)
         return m
