@@ -107,6 +107,8 @@ class BurstPlanner(wiring.Component):
         register of the engine)
       credit: In(1), the engine may take one more burst; a burst is planned
         only in a cycle where `credit` is high
+      planned: Out(1), a burst is planned this cycle (it is in the output
+        register from the next cycle on)
       busy: Out(1), a command is held or being planned or a burst is waiting
         in the output register
     """
@@ -118,6 +120,7 @@ class BurstPlanner(wiring.Component):
             "cmd": In(stream.Signature(TransferLayout(cfg))),
             "burst": Out(stream.Signature(BurstLayout(cfg))),
             "credit": In(1),
+            "planned": Out(1),
             "busy": Out(1),
         })
 
@@ -287,7 +290,7 @@ class BurstPlanner(wiring.Component):
             ]
             start_burst(room_at(p_addr), p_words)
 
-        m.d.comb += self.busy.eq(p_full | active | self.burst.valid)
+        m.d.comb += [self.planned.eq(step), self.busy.eq(p_full | active | self.burst.valid)]
         return m
 
 
@@ -296,10 +299,12 @@ def _issue_bursts(m, engine, prefix, retire):
 
     Adds a `BurstPlanner` (submodule "planner") fed by `engine.cmd` whose burst
     register drives the AXI address channel named by `prefix` ("ar" or "aw"),
-    and counts the bursts in flight: one more per address handshake, one fewer
-    in each cycle `retire` is high (last R beat, or B response). The planner
-    gets credit while those plus a burst waiting in its register stay below
-    `engine._max_outstanding`; `engine.idle` = planner not busy and none in flight.
+    and counts the bursts planned and not retired: one more per burst the
+    planner plans, one fewer in each cycle `retire` is high (last R beat, or B
+    response). The planner gets credit while they stay below
+    `engine._max_outstanding` (the count is a register, so the credit is a
+    short compare in front of the planner's step); `engine.idle` = planner
+    not busy and none pending.
     """
     cfg = engine._cfg
     axi = engine.axi
@@ -321,15 +326,15 @@ def _issue_bursts(m, engine, prefix, retire):
     ]
     fire = chan("valid") & chan("ready")
 
-    # Bursts whose address was accepted and that are not retired yet.
-    inflight = Signal(range(engine._max_outstanding + 1))
-    with m.If(fire & ~retire):
-        m.d.sync += inflight.eq(inflight + 1)
-    with m.Elif(retire & ~fire):
-        m.d.sync += inflight.eq(inflight - 1)
+    # Bursts planned (waiting in the AR/AW register or in flight) and not retired yet.
+    pending = Signal(range(engine._max_outstanding + 1))
+    with m.If(planner.planned & ~retire):
+        m.d.sync += pending.eq(pending + 1)
+    with m.Elif(retire & ~planner.planned):
+        m.d.sync += pending.eq(pending - 1)
     m.d.comb += [
-        planner.credit.eq(inflight + planner.burst.valid < engine._max_outstanding),
-        engine.idle.eq(~planner.busy & (inflight == 0)),
+        planner.credit.eq(pending < engine._max_outstanding),
+        engine.idle.eq(~planner.busy & (pending == 0)),
     ]
     return fire
 
