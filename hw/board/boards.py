@@ -107,8 +107,8 @@ BOARDS = {
         accel=AccelConfig(rows=12, cols=12, kernel_max=3, stride_max=2,
                           in_depth=1024, acc_depth=512, requant_lanes=3,
                           requant_digit_bits=16),
-        # 30 MHz: placed for 100 MHz the 12x12 top is estimated at BOARD_12X12
-        # before routing, the 2x2 top routes at BOARD_2X2; control paths that
+        # 30 MHz: placed for 100 MHz the 12x12 top is estimated at 49.9 MHz
+        # before routing, the 2x2 top routes at 71.7 MHz; control paths that
         # fan out over the chip limit it (docs/fpga.md).
         pll={"CLKI_DIV": 5, "CLKFB_DIV": 6, "CLKOP_DIV": 20, "CLKOP_CPHASE": 9},
         constraints="ulx3s.lpf", leds=8, dsp="pe+requant",
