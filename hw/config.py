@@ -168,10 +168,9 @@ class AccelConfig:
         _check_int("in_depth", self.in_depth, 16, 1 << 16)
         _check_int("acc_depth", self.acc_depth, 16, 1 << 16)
         _check_int("requant_lanes", self.requant_lanes, 0, self.cols)
-        _check_int("requant_digit_bits", self.requant_digit_bits, 8, 16)
-        if self.requant_digit_bits not in (8, 16):
+        if type(self.requant_digit_bits) is not int or self.requant_digit_bits not in (8, 16):
             raise ConfigError(f"requant_digit_bits must be 8 or 16, not "
-                              f"{self.requant_digit_bits}")
+                              f"{self.requant_digit_bits!r}")
 
     # Derived sizes. Every DMA element is a whole number of bus words, word aligned.
     @property

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
     (["--cols", "4", "--requant-lanes", "5"], "requant_lanes must be in 0..4, not 5"),
     (["--requant-lanes", "-1"], "requant_lanes must be in 0..8, not -1"),
     (["--requant-digit-bits", "12"], "requant_digit_bits must be 8 or 16, not 12"),
-    (["--requant-digit-bits", "32"], "requant_digit_bits must be in 8..16, not 32"),
+    (["--requant-digit-bits", "32"], "requant_digit_bits must be 8 or 16, not 32"),
 ])
 def test_invalid_parameters_are_refused(arguments, message, tmp_path, capsys):
     assert main([*arguments, "--out-dir", str(tmp_path)]) == 2
@@ -41,6 +41,8 @@ def test_config_type_errors():
         AccelConfig(rows="8")
     with pytest.raises(ConfigError, match=r"^cols must be an integer, not True$"):
         AccelConfig(cols=True)
+    with pytest.raises(ConfigError, match=r"^requant_digit_bits must be 8 or 16, not 16.0$"):
+        AccelConfig(requant_digit_bits=16.0)
 
 
 @pytest.fixture(scope="module")
