@@ -139,6 +139,7 @@ class UARTBridge(wiring.Component):
         wait_over = Signal()
         status = Signal(8)
         data_byte = Signal(8)
+        mem_word = Signal.like(mem.rdata)
         aw_done = Signal()
         w_done = Signal()
         ar_done = Signal()
@@ -364,14 +365,21 @@ class UARTBridge(wiring.Component):
                 with m.If(cmd == Command.READ_MEM):
                     m.d.comb += mem.valid.eq(1)
                     with m.If(mem.ready):
-                        m.next = "R_LATCH"
+                        m.next = "R_WORD"
                 with m.Else():
                     m.next = "R_LATCH"
+            with m.State("R_WORD"):
+                # The memory's word is registered before its byte is selected:
+                # block RAM output and the multiplexer over its blocks take most
+                # of a cycle.
+                m.d.comb += self.active.eq(1)
+                m.d.sync += mem_word.eq(mem.rdata)
+                m.next = "R_LATCH"
             with m.State("R_LATCH"):
                 m.d.comb += self.active.eq(1)
                 with m.Switch(cmd):
                     with m.Case(Command.READ_MEM):
-                        m.d.sync += data_byte.eq(mem.rdata.word_select(lane, 8))
+                        m.d.sync += data_byte.eq(mem_word.word_select(lane, 8))
                     with m.Case(Command.INFO):
                         m.d.sync += data_byte.eq(info[count])
                     with m.Default():
