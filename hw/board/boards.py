@@ -108,7 +108,7 @@ BOARDS = {
                           in_depth=1024, acc_depth=512, requant_lanes=3,
                           requant_digit_bits=16),
         # 30 MHz: placed for 100 MHz the 12x12 top is estimated at 49.9 MHz
-        # before routing, the 2x2 top routes at 71.7 MHz; control paths that
+        # before routing, the 2x2 top routes at 74.8 MHz; control paths that
         # fan out over the chip limit it (docs/fpga.md).
         pll={"CLKI_DIV": 5, "CLKFB_DIV": 6, "CLKOP_DIV": 20, "CLKOP_CPHASE": 9},
         constraints="ulx3s.lpf", leds=8, dsp="pe+requant",
