@@ -3,10 +3,12 @@
 requantises or passes the int32 values through, and DMA-writes the tile's
 output elements.
 
-The requantiser has `cfg.requant_lane_count` lanes, by default as many as
-int8 outputs fit a bus word: a pixel's C channels go through them in
-`requant_groups` cycles, the time the bus takes to write its int8 element, so
-those fewer lanes than channels cost no speed."""
+The requantiser has `cfg.requant_lane_count` lanes and a pixel's C channels
+go through them in `requant_groups` cycles. By default there are as many
+lanes as int8 outputs fit a bus word, so that is the time the bus takes to
+write the pixel's int8 element and having fewer lanes than channels costs no
+speed; fewer lanes still (DSP blocks on an FPGA) slow only layers whose
+pixels take fewer compute cycles than that."""
 
 import functools
 import operator
