@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 
 from hw.config import AccelConfig
 from hw.requant import RequantLane, Requantizer
-from sw_driver.quant import INT32_MAX, INT32_MIN, requantize
+from sw_driver.quant import INT32_MAX, INT32_MIN, requantize, srdhm
 
 EXTREME_INT32 = np.array([INT32_MIN, INT32_MIN + 1, -(1 << 30), -1, 0, 1, 1 << 30,
                           INT32_MAX - 1, INT32_MAX])
@@ -138,7 +138,8 @@ def test_lane_inverted_bounds_give_act_max():
 def test_lane_multiplies_every_digit_pair(digit_bits):
     """Each digit of acc against each digit of mult at its extreme values, and
     their mixes with the other digits zero or all ones: a misplaced or
-    mis-signed digit product shows up in srdhm with shift 0."""
+    mis-signed digit product changes srdhm's leading bits, which the shift
+    chosen per pair brings into int8 range unsaturated."""
     digit_values = [0, 1, 0x7F, 0x80, 0xFF] if digit_bits == 8 else [0, 1, 0x7FFF, 0x8000, 0xFFFF]
     words = set(EXTREME_INT32.tolist())
     for k in range(32 // digit_bits):
@@ -149,12 +150,19 @@ def test_lane_multiplies_every_digit_pair(digit_bits):
                 words.add(word - (1 << 32) if word >> 31 else word)
     words = np.array(sorted(words))
     acc, mult = (grid.ravel() for grid in np.meshgrid(words, words))
+    high = np.abs(srdhm(acc, mult).astype(np.int64))
+    shift = np.clip([int(value).bit_length() - 6 for value in high], 0, 31)
     dut = RequantLane(digit_bits)
-    stimuli = [{"acc": int(a), "mult": int(b), "shift": 0, "zero_point": 0, "act_min": -128,
-                "act_max": 127, "valid": 1} for a, b in zip(acc, mult)]
+    stimuli = [{"acc": int(a), "mult": int(b), "shift": int(s), "zero_point": 0,
+                "act_min": -128, "act_max": 127, "valid": 1} for a, b, s in zip(acc, mult, shift)]
     samples = stream(dut, stimuli, [dut.result, dut.valid_out])
     results = np.array([sample[0] for sample in samples[dut.latency - 1:][:acc.size]])
-    np.testing.assert_array_equal(results, requantize(acc, mult, 0, 0, -128, 127))
+    expected = requantize(acc, mult, shift, 0, -128, 127)
+    # Every large srdhm lands in 32..64 in magnitude: its six leading bits, never saturated.
+    magnitude = np.abs(expected.astype(np.int64))
+    assert np.all((high < 64) | ((magnitude >= 32) & (magnitude <= 64)))
+    assert np.sum(high >= 64) > acc.size // 2
+    np.testing.assert_array_equal(results, expected)
 
 
 @pytest.mark.parametrize("value", [0, 4, 12, 32, "16"])
