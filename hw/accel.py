@@ -14,8 +14,8 @@ from .axi import AXI4ReadSignature, AXI4WriteSignature, AXI4LiteSignature, \
     flat_members, connect_flat
 from .axil import AXILiteSlave
 from .compute import ComputeStage
-from .config import (AccelConfig, DESC_FIELDS, COUNTERS, ERROR, REG, MAGIC, VERSION,
-                     CTRL_START, CTRL_CLEAR)
+from .config import (AccelConfig, DESC_FIELDS, COUNTERS, ERROR, REG, CTRL_START, CTRL_CLEAR,
+                     identification)
 from .dma import ReadEngine, WriteEngine, TransferLayout
 from .jobs import Dispatcher, DescLayout
 from .load import LoadStage
@@ -44,14 +44,6 @@ class ConvAccel(wiring.Component):
             members.update(flat_members("m_axi_", signature(addr_width=cfg.axi_addr_width,
                                                              data_width=cfg.axi_data_width)))
         super().__init__(members)
-
-    def _identification(self):
-        """{register name: value} of MAGIC, VERSION and the HW_* registers (the
-        configuration field of the same name, from which a driver rebuilds it)."""
-        ids = {"MAGIC": MAGIC, "VERSION": VERSION}
-        ids.update({name: getattr(self.cfg, name[3:].lower())
-                    for name in REG if name.startswith("HW_")})
-        return ids
 
     def _checks(self, desc, dispatcher):
         """[(error name, failed)] of the descriptor checks, in ERROR's order.
@@ -173,7 +165,7 @@ class ConvAccel(wiring.Component):
             with m.If(reg_addr == REG["IRQ_ENABLE"]):
                 m.d.sync += irq_enable.eq(reg_wdata[0])
 
-        readable = {REG[name]: value for name, value in self._identification().items()}
+        readable = identification(cfg)
         readable[REG["STATUS"]] = Cat(busy, done, error, C(0, 5), error_code)
         readable[REG["IRQ_ENABLE"]] = irq_enable
         for index, (name, _, _) in enumerate(DESC_FIELDS):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict
 import math
 
 __all__ = ["AccelConfig", "REG", "DESC_FIELDS", "PREP_PRODUCTS", "COUNTERS", "ERROR", "MAGIC",
-           "VERSION", "ConfigError"]
+           "VERSION", "ConfigError", "identification"]
 
 MAGIC = 0x434E5641          # "CNVA"
 VERSION = 0x0001_0000       # major.minor in the high and low halves
@@ -111,6 +111,15 @@ REG = {
 }
 STATUS_BUSY, STATUS_DONE, STATUS_ERROR = 1, 2, 4
 CTRL_START, CTRL_CLEAR = 1, 2
+
+
+def identification(cfg):
+    """{register offset: value} of MAGIC, VERSION and the HW_* registers: each
+    HW_X reads the configuration field x, from which a driver rebuilds it."""
+    values = {REG["MAGIC"]: MAGIC, REG["VERSION"]: VERSION}
+    values.update({offset: getattr(cfg, name[3:].lower())
+                   for name, offset in REG.items() if name.startswith("HW_")})
+    return values
 
 
 def desc_offset(name):

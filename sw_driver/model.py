@@ -22,8 +22,8 @@ reported (the RTL reports whichever happens first).
 import numpy as np
 
 from hw.config import (AccelConfig, COUNTERS, CTRL_CLEAR, CTRL_START, DESC_FIELDS, ERROR,
-                       MAGIC, REG, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, VERSION,
-                       counter_offset, desc_offset)
+                       REG, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, counter_offset, desc_offset,
+                       identification)
 
 from .cycles import DEFAULT_TIMING, prepare_cycles, simulate, tile_spans
 from .quant import requantize
@@ -141,10 +141,7 @@ class ModelTransport(Transport):
         self.cfg = cfg
         self.timing = timing
         self.memory = np.zeros(mem_size, dtype=np.uint8)
-        self._identification = {REG["MAGIC"]: MAGIC, REG["VERSION"]: VERSION}
-        for name, offset in REG.items():
-            if name.startswith("HW_"):
-                self._identification[offset] = getattr(cfg, name[3:].lower())
+        self._identification = identification(cfg)
         self._desc_names = {desc_offset(name): name for name, _, _ in DESC_FIELDS}
         self._counter_halves = {}
         for name in COUNTERS:
