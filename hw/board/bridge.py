@@ -139,7 +139,7 @@ class UARTBridge(wiring.Component):
         wait_over = Signal()
         status = Signal(8)
         data_byte = Signal(8)
-        mem_word = Signal.like(mem.rdata)
+        mem_word = Signal.like(mem.rdata)    # READ_MEM: the word read, registered
         aw_done = Signal()
         w_done = Signal()
         ar_done = Signal()
