@@ -5,7 +5,7 @@ input pixel per cycle, exactly (no wrap): the int32 accumulation happens
 downstream.
 """
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,12 +53,19 @@ class PE(wiring.Component):
         return m
 
     def _ecp5_dsp(self):
+        # The operands go to the top bits of A and B, zeros below: the
+        # multiplier computes w * x * 2**(2 * low), so the product is P's top
+        # 2 * data_width bits. Constant inputs are configuration bits of the
+        # DSP, not routed wires, while a sign extension would route the sign
+        # to every upper input: 2 * low fewer wires into each DSP block, where
+        # the 12x12 array's routing is congested.
         m = Module()
         width = ECP5_DSP_WIDTH
-        a = Signal(signed(width))
-        b = Signal(signed(width))
+        low = width - self.data_width
+        a = Cat(Const(0, low), self.w)
+        b = Cat(Const(0, low), self.x)
         p = Signal(2 * width)
-        m.d.comb += [a.eq(self.w), b.eq(self.x), self.product.eq(p[:2 * self.data_width])]
+        m.d.comb += self.product.eq(p[2 * low:])
         ports = {f"i_A{i}": a[i] for i in range(width)}
         ports.update({f"i_B{i}": b[i] for i in range(width)})
         ports.update({f"i_C{i}": Const(0) for i in range(width)})
