@@ -204,16 +204,30 @@ class ConvAccel(wiring.Component):
         params = [Signal(cfg.p_elem_words * cfg.bus_bytes * 8, name=f"params{b}") for b in range(2)]
         acc_params = [Signal(3 * 32 * cfg.cols, name=f"acc_params{b}") for b in range(2)]
         lane_bits = 32 * cfg.cols
+        # A tile's parameters are copied from its input bank's parameter
+        # register to its accumulator bank's a cycle after the compute stage
+        # starts it, from registers (one enable for thousands of flip-flops).
+        # Neither register changes meanwhile: the input bank stays full until
+        # the job ends, the accumulator bank's parameters are read only after
+        # its first column sums, LA + 2 cycles later.
+        copy_to = Signal(2)
+        copy_from = Signal()
+        m.d.sync += [copy_to.eq(Mux(compute.copy_params, Mux(compute.copy_to, 0b10, 0b01), 0)),
+                     copy_from.eq(compute.copy_from)]
         # Input and weight buffers: both banks in one memory, the bank is the
         # top address bit (load writes one bank while compute reads the other;
-        # bank 1 starts at the next power of two).
-        for name, depth, (addr, wdata, en), (rd_addr, rd_data) in (
+        # bank 1 starts at the next power of two). The weight buffer is shallow
+        # and R*C bytes wide: as distributed RAM (yosys' choice on the ECP5)
+        # its read address fans out to hundreds of LUT RAMs over the chip,
+        # the 12x12 top's critical path (19.4 ns of routing); block RAM
+        # takes a few dozen.
+        for name, depth, (addr, wdata, en), (rd_addr, rd_data), attrs in (
                 ("in_mem", cfg.in_depth, (load.in_addr, load.in_data, load.in_en),
-                 (compute.in_rd_addr, compute.in_rd_data)),
+                 (compute.in_rd_addr, compute.in_rd_data), {}),
                 ("w_mem", cfg.kernel_max ** 2, (load.w_addr, load.w_data, load.w_en),
-                 (compute.w_rd_addr, compute.w_rd_data))):
+                 (compute.w_rd_addr, compute.w_rd_data), {"ram_style": "block"})):
             m.submodules[name] = mem = Memory(shape=len(wdata), depth=(1 << len(addr)) + depth,
-                                              init=[])
+                                              init=[], attrs=attrs)
             write = mem.write_port()
             read = mem.read_port()
             m.d.comb += [
@@ -232,11 +246,10 @@ class ConvAccel(wiring.Component):
                 compute.acc_rd_data[b].eq(acc_read.data),
                 store.acc_rd_data[b].eq(acc_read.data),
             ]
-            with m.If(load.params_en & (load.bank == b)):
-                m.d.sync += params[b].eq(load.params)
-            with m.If(compute.copy_params & (compute.copy_to == b)):
-                source = Mux(compute.copy_from, params[1], params[0])
-                m.d.sync += acc_params[b].eq(source[:3 * lane_bits])
+            with m.If(load.params_en[b]):
+                m.d.sync += params[b].eq(Cat(params[b][len(load.params_word):], load.params_word))
+            with m.If(copy_to[b]):
+                m.d.sync += acc_params[b].eq(Mux(copy_from, params[1], params[0])[:3 * lane_bits])
             m.d.comb += [
                 compute.bias[b].eq(acc_params[b][:lane_bits]),
                 store.mult[b].eq(acc_params[b][lane_bits:2 * lane_bits]),
@@ -247,8 +260,13 @@ class ConvAccel(wiring.Component):
         start = reg_write & (reg_addr == REG["CTRL"]) & reg_wdata[0] & reg_wstrb[0] & ~busy
         clear = reg_write & (reg_addr == REG["CTRL"]) & reg_wdata[1] & reg_wstrb[0] & ~busy
         # The checks are registered, then the first failure picks the code.
+        # `passed` is the dispatcher's `run` straight from a register (it
+        # starts hundreds of the dispatcher's registers): set for the CHECK
+        # cycle alone, while the dispatcher waits in PREPARED.
         checks = self._checks(desc, dispatcher)
         failures = Signal(len(checks))
+        passed = Signal()
+        m.d.comb += dispatcher.run.eq(passed)
         code = C(0, 8)
         for index, (name, _) in reversed(list(enumerate(checks))):
             code = Mux(failures[index], ERROR[name], code)
@@ -265,29 +283,38 @@ class ConvAccel(wiring.Component):
                     m.next = "PREPARE"
             with m.State("PREPARE"):
                 with m.If(dispatcher.prepared):
-                    m.d.sync += failures.eq(Cat(failed for _, failed in checks))
+                    failed = Cat(failed for _, failed in checks)
+                    m.d.sync += [failures.eq(failed), passed.eq(~failed.any())]
                     m.next = "CHECK"
             with m.State("CHECK"):
-                with m.If(failures.any()):
+                m.d.sync += passed.eq(0)
+                with m.If(passed):
+                    m.next = "RUN"
+                with m.Else():
                     m.d.sync += [busy.eq(0), done.eq(1), error.eq(1), error_code.eq(code)]
                     m.next = "IDLE"
-                with m.Else():
-                    m.d.comb += dispatcher.run.eq(1)
-                    m.next = "RUN"
             with m.State("RUN"):
                 with m.If(dispatcher.done & stages_idle):
                     m.d.sync += [busy.eq(0), done.eq(1)]
                     m.next = "IDLE"
+        # The counters count their events a cycle late, from registers: a
+        # beat is an AXI handshake, whose ready may come from far away (the
+        # board's memory and UART bridge). Nothing is lost at either end: no
+        # event happens while idle, and the last one is many cycles before
+        # the run ends (the write response, the stages' pipelines).
+        active = Signal()
+        read_beat = Signal()
+        write_beat = Signal()
+        m.d.sync += [active.eq(compute.active), read_beat.eq(reader.beats),
+                     write_beat.eq(writer.beats)]
         with m.If(busy):
             m.d.sync += [
                 counters["CYCLES"].eq(counters["CYCLES"] + 1),
-                counters["ACTIVE"].eq(counters["ACTIVE"] + compute.active),
-                counters["MACS"].eq(counters["MACS"] + Mux(compute.active, cfg.pes, 0)),
-                counters["BYTES_RD"].eq(counters["BYTES_RD"]
-                                        + Mux(reader.beats, cfg.bus_bytes, 0)),
-                counters["BYTES_WR"].eq(counters["BYTES_WR"]
-                                        + Mux(writer.beats, cfg.bus_bytes, 0)),
-                counters["STALL"].eq(counters["STALL"] + ~compute.active),
+                counters["ACTIVE"].eq(counters["ACTIVE"] + active),
+                counters["MACS"].eq(counters["MACS"] + Mux(active, cfg.pes, 0)),
+                counters["BYTES_RD"].eq(counters["BYTES_RD"] + Mux(read_beat, cfg.bus_bytes, 0)),
+                counters["BYTES_WR"].eq(counters["BYTES_WR"] + Mux(write_beat, cfg.bus_bytes, 0)),
+                counters["STALL"].eq(counters["STALL"] + ~active),
             ]
         dma_error = Signal()
         with m.If(busy & (reader.error | writer.error) & ~dma_error):

@@ -30,7 +30,9 @@ class LoadStage(wiring.Component):
     filled: one-cycle pulse on bit b when bank b holds a complete job.
     cmd/data: to and from the DMA read engine (`TransferLayout` commands).
     in_*, w_*: write ports of the selected bank's input and weight buffers.
-    params/params_en: the bank's parameter element, updated when `params_en`.
+    params_word/params_en: a word of parameter element for bank b when bit b of
+      `params_en` is set, a cycle after it arrived (registered: the bank's
+      parameter register shifts it in, hundreds of flip-flops on one enable).
     bank: the bank being written.
     """
 
@@ -45,7 +47,7 @@ class LoadStage(wiring.Component):
             "data": In(stream.Signature(bus)),
             "in_addr": Out(range(cfg.in_depth)), "in_data": Out(8 * cfg.rows), "in_en": Out(1),
             "w_addr": Out(range(cfg.kernel_max ** 2)), "w_data": Out(8 * cfg.pes), "w_en": Out(1),
-            "params": Out(cfg.p_elem_words * bus), "params_en": Out(1),
+            "params_word": Out(bus), "params_en": Out(2),
             "busy": Out(1),
         })
 
@@ -79,7 +81,6 @@ class LoadStage(wiring.Component):
         in_asm = Signal(cfg.in_elem_words * bus)
         w_elem = Signal(range(cfg.kernel_max ** 2))
         in_elem = Signal(range(cfg.in_depth))
-        params = Signal(cfg.p_elem_words * bus)
         with m.FSM():
             with m.State("IDLE"):
                 free = Mux(bank, self.bank_free[1], self.bank_free[0])
@@ -138,8 +139,8 @@ class LoadStage(wiring.Component):
                     m.d.sync += [bank.eq(~bank), active.eq(0)]
                     m.next = "IDLE"
 
-        m.d.comb += [self.data.ready.eq(1), self.params.eq(Cat(params[bus:], word)),
-                     self.busy.eq(active)]
+        m.d.comb += [self.data.ready.eq(1), self.busy.eq(active)]
+        m.d.sync += [self.params_word.eq(word), self.params_en.eq(0)]
         w_full = Cat(w_asm[bus:], word)
         in_full = Cat(in_asm[bus:], word)
         m.d.comb += [
@@ -148,10 +149,10 @@ class LoadStage(wiring.Component):
         ]
         with m.If(self.data.valid):
             with m.If(param_word):
-                m.d.sync += [params.eq(self.params), p_left.eq(p_left - 1),
+                m.d.sync += [p_left.eq(p_left - 1),
                              param_word.eq(p_left != 1),
-                             weight_word.eq((p_left == 1) & (w_left != 0))]
-                m.d.comb += self.params_en.eq(1)
+                             weight_word.eq((p_left == 1) & (w_left != 0)),
+                             self.params_en.eq(Mux(bank, 0b10, 0b01))]
             with m.Elif(weight_word):
                 m.d.sync += [w_left.eq(w_left - 1), weight_word.eq(w_left != 1)]
                 _assemble(m, w_asm, w_full, w_word_idx, cfg.w_elem_words, w_elem, self.w_en)
