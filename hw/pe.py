@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
 
-__all__ = ["PE", "PEArray", "ecp5_registered_mult"]
+__all__ = ["PE", "PEArray"]
 
 
 class PE(wiring.Component):
@@ -60,35 +60,26 @@ class PE(wiring.Component):
         # to every upper input: 2 * low fewer wires into each DSP block, where
         # the 12x12 array's routing is congested.
         m = Module()
-        low = ECP5_DSP_WIDTH - self.data_width
-        p = ecp5_registered_mult(m, Cat(Const(0, low), self.w), Cat(Const(0, low), self.x),
-                                 signed=True)
+        width = ECP5_DSP_WIDTH
+        low = width - self.data_width
+        a = Cat(Const(0, low), self.w)
+        b = Cat(Const(0, low), self.x)
+        p = Signal(2 * width)
         m.d.comb += self.product.eq(p[2 * low:])
+        ports = {f"i_A{i}": a[i] for i in range(width)}
+        ports.update({f"i_B{i}": b[i] for i in range(width)})
+        ports.update({f"i_C{i}": Const(0) for i in range(width)})
+        ports.update({f"o_P{i}": p[i] for i in range(2 * width)})
+        registers = {f"p_REG_{reg}_{what}": value
+                     for reg in ("INPUTA", "INPUTB", "OUTPUT")
+                     for what, value in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
+        m.submodules.dsp = Instance(
+            "MULT18X18D",
+            p_GSR="DISABLED", p_RESETMODE="SYNC", **registers,
+            i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+            i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=0,
+            **ports)
         return m
-
-
-def ecp5_registered_mult(m, a, b, *, signed, name="dsp"):
-    """Add to `m` (as submodule `name`) an ECP5 MULT18X18D with its input and output registers on
-    the sync domain's clock (the product of the `a` and `b` of two cycles
-    before, like two fabric register stages), not reset; return its 36-bit P.
-    `a`, `b`: 18-bit values, signed or unsigned (`signed`)."""
-    width = ECP5_DSP_WIDTH
-    assert len(a) == len(b) == width
-    p = Signal(2 * width)
-    ports = {f"i_A{i}": a[i] for i in range(width)}
-    ports.update({f"i_B{i}": b[i] for i in range(width)})
-    ports.update({f"i_C{i}": Const(0) for i in range(width)})
-    ports.update({f"o_P{i}": p[i] for i in range(2 * width)})
-    registers = {f"p_REG_{reg}_{what}": value
-                 for reg in ("INPUTA", "INPUTB", "OUTPUT")
-                 for what, value in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
-    m.submodules[name] = Instance(
-        "MULT18X18D",
-        p_GSR="DISABLED", p_RESETMODE="SYNC", **registers,
-        i_SIGNEDA=int(signed), i_SIGNEDB=int(signed), i_SOURCEA=0, i_SOURCEB=0,
-        i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=0,
-        **ports)
-    return p
 
 
 # Operand width of the ECP5's MULT18X18D.

@@ -13,7 +13,6 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
-from .pe import ecp5_registered_mult
 
 __all__ = ["RequantLane", "Requantizer"]
 
@@ -97,7 +96,7 @@ class RequantLane(wiring.Component):
         if self.digit_bits == 8:
             product = self._signed_digit_product(m)
         else:
-            product = self._magnitude_product(m, getattr(platform, "family", None) == "ecp5")
+            product = self._magnitude_product(m)
         product_stage = self.PRODUCT_STAGE
 
         # Stage 6: gemmlowp adds 2**30 (product >= 0) or 1 - 2**30 (product < 0)
@@ -176,17 +175,14 @@ class RequantLane(wiring.Component):
         assert 1 + levels == self.PRODUCT_STAGE
         return product
 
-    def _magnitude_product(self, m, ecp5):
+    def _magnitude_product(self, m):
         """Stages 1-5 for 16-bit digits: unsigned digits of the magnitudes, so
         that each product is one unsigned 16 x 16 multiplier (an SB_MAC16 or a
-        MULT18X18D) with registered operands and product. On the ECP5 (yosys
-        does not put registers into a MULT18X18D) the DSP's own input and
-        output registers are stages 1 and 2."""
+        MULT18X18D) with registered operands and product."""
         magnitudes = []
         for name, value in (("acc", self.acc), ("mult", self.mult)):
             magnitude = Signal(32, name=f"{name}_magnitude", reset_less=True)   # 2**31 fits
-            domain = m.d.comb if ecp5 else m.d.sync
-            domain += magnitude.eq(Mux(value < 0, -value, value))
+            m.d.sync += magnitude.eq(Mux(value < 0, -value, value))
             magnitudes.append(magnitude)
         negative = [Signal(name=f"negative_{stage}", reset_less=True)
                     for stage in range(1, self.PRODUCT_STAGE)]
@@ -197,15 +193,8 @@ class RequantLane(wiring.Component):
         for k in range(2):
             for j in range(2):
                 partial = Signal(32, name=f"partial_{k}_{j}", reset_less=True)
-                acc_digit = acc_magnitude.word_select(k, 16)
-                mult_digit = mult_magnitude.word_select(j, 16)
-                if ecp5:
-                    p = ecp5_registered_mult(m, Cat(acc_digit, Const(0, 2)),
-                                             Cat(mult_digit, Const(0, 2)),
-                                             signed=False, name=f"dsp_{k}_{j}")
-                    m.d.comb += partial.eq(p[:32])
-                else:
-                    m.d.sync += partial.eq(acc_digit * mult_digit)
+                m.d.sync += partial.eq(acc_magnitude.word_select(k, 16)
+                                       * mult_magnitude.word_select(j, 16))
                 terms.append((partial, 16 * (k + j)))
         terms.sort(key=lambda term: term[1])
         magnitude, levels = self._sum_tree(m, terms, unsigned(64), "sum")

@@ -12,13 +12,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-import hw.pe
-from hw.board.boards import get_board
 from hw.config import AccelConfig
 from hw.requant import RequantLane, Requantizer
 from sw_driver.quant import INT32_MAX, INT32_MIN, requantize, srdhm
-
-from dsp_models import MULT18X18DModel, OnPlatform
 
 EXTREME_INT32 = np.array([INT32_MIN, INT32_MIN + 1, -(1 << 30), -1, 0, 1, 1 << 30,
                           INT32_MAX - 1, INT32_MAX])
@@ -72,10 +68,8 @@ def shared_stimulus(rng, count):
     return zero_point, bounds[:, 0], bounds[:, 1], valid
 
 
-def stream(dut, stimuli, outputs, platform=None):
-    """Drive one dict of port values per cycle, then idle; sample `outputs`
-    after every tick. `platform` "ecp5": `dut` elaborated for the ULX3S, its
-    MULT18X18Ds simulated by a model."""
+def stream(dut, stimuli, outputs):
+    """Drive one dict of port values per cycle, then idle; sample `outputs` after every tick."""
     samples = []
 
     async def testbench(ctx):
@@ -85,12 +79,7 @@ def stream(dut, stimuli, outputs, platform=None):
             await ctx.tick()
             samples.append([ctx.get(signal) for signal in outputs])
 
-    if platform == "ecp5":
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(hw.pe, "Instance", MULT18X18DModel)
-            sim = Simulator(OnPlatform(dut, get_board("ulx3s")))
-    else:
-        sim = Simulator(dut)
+    sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
@@ -117,8 +106,8 @@ def test_lane_latency():
     assert RequantLane.latency == RequantLane().latency == RequantLane(16).latency == 10
 
 
-@pytest.mark.parametrize("digit_bits, platform", [(8, None), (16, None), (16, "ecp5")])
-def test_lane_matches_golden_model(digit_bits, platform):
+@pytest.mark.parametrize("digit_bits", [8, 16])
+def test_lane_matches_golden_model(digit_bits):
     rng = np.random.default_rng(1)
     acc, mult, shift = (np.concatenate(parts) for parts in zip(POT_TIES.T, lane_stimulus(rng, 500)))
     count = acc.size
@@ -127,7 +116,7 @@ def test_lane_matches_golden_model(digit_bits, platform):
     stimuli = [{"acc": int(acc[t]), "mult": int(mult[t]), "shift": int(shift[t]),
                 "zero_point": int(zero_point[t]), "act_min": int(act_min[t]),
                 "act_max": int(act_max[t]), "valid": int(valid[t])} for t in range(count)]
-    samples = stream(dut, stimuli, [dut.result, dut.valid_out], platform)
+    samples = stream(dut, stimuli, [dut.result, dut.valid_out])
 
     check_latency(valid, samples, dut.latency)
     expected = requantize(acc, mult, shift, zero_point, act_min, act_max)
@@ -145,8 +134,8 @@ def test_lane_inverted_bounds_give_act_max():
     assert [sample[0] for sample in samples[dut.latency - 1:][:3]] == [-10, -10, -10]
 
 
-@pytest.mark.parametrize("digit_bits, platform", [(8, None), (16, None), (16, "ecp5")])
-def test_lane_multiplies_every_digit_pair(digit_bits, platform):
+@pytest.mark.parametrize("digit_bits", [8, 16])
+def test_lane_multiplies_every_digit_pair(digit_bits):
     """Each digit of acc against each digit of mult at its extreme values, and
     their mixes with the other digits zero or all ones: a misplaced or
     mis-signed digit product changes srdhm's leading bits, which the shift
@@ -166,7 +155,7 @@ def test_lane_multiplies_every_digit_pair(digit_bits, platform):
     dut = RequantLane(digit_bits)
     stimuli = [{"acc": int(a), "mult": int(b), "shift": int(s), "zero_point": 0,
                 "act_min": -128, "act_max": 127, "valid": 1} for a, b, s in zip(acc, mult, shift)]
-    samples = stream(dut, stimuli, [dut.result, dut.valid_out], platform)
+    samples = stream(dut, stimuli, [dut.result, dut.valid_out])
     results = np.array([sample[0] for sample in samples[dut.latency - 1:][:acc.size]])
     expected = requantize(acc, mult, shift, 0, -128, 127)
     # Every large srdhm lands in 32..64 in magnitude: its six leading bits, never saturated.
