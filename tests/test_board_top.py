@@ -7,7 +7,6 @@ import fnmatch
 import re
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,14 +97,6 @@ def test_ecp5_pll_parameters_match_ecppll(tmp_path):
     assert board.pll == found
     vco = board.osc_hz / found["CLKI_DIV"] * found["CLKFB_DIV"] * found["CLKOP_DIV"]
     assert 400e6 <= vco <= 800e6
-
-
-@pytest.mark.parametrize("board, pnr_mhz", [("icebreaker", 24), ("ulx3s", 49), ("arty", 200)])
-def test_pnr_clock_only_above_an_ecp5_clock(board, pnr_mhz):
-    board = get_board(board)
-    with pytest.raises(BoardError, match=rf"^pnr_mhz must be None or, on an ECP5 board, at least "
-                                         rf"the clock \({board.clk_hz / 1e6:g} MHz\), not {pnr_mhz}$"):
-        replace(board, pnr_mhz=pnr_mhz)
 
 
 def test_boards_and_images():

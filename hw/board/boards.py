@@ -45,8 +45,6 @@ class Board:
     led_active_low: the LEDs light on a low level
     dsp: the synthesis flow's default DSP policy (`hw.board.synth.DSP_POLICIES`);
       the iCE40 and ECP5 boards put the PEs' and requantiser's products in DSPs
-    pnr_mhz: ECP5 only: the clock nextpnr places and routes the design's clock
-      for, when above clk_hz (the report still checks Fmax against clk_hz)
     """
 
     name: str
@@ -64,16 +62,10 @@ class Board:
     led_active_low: bool = False
     pll: dict | None = None
     dsp: str = "pe"
-    pnr_mhz: float | None = None
     baudrate: int = 1_000_000
     max_payload: int = 256
     idle_seconds: float = 0.05
     notes: str = ""
-
-    def __post_init__(self):
-        if self.pnr_mhz is not None and (self.family != "ecp5" or self.pnr_mhz * 1e6 < self.clk_hz):
-            raise BoardError(f"pnr_mhz must be None or, on an ECP5 board, at least the clock "
-                             f"({self.clk_hz / 1e6:g} MHz), not {self.pnr_mhz!r}")
 
     @property
     def constraint_file(self):
@@ -109,18 +101,16 @@ BOARDS = {
     ),
     "ulx3s": Board(
         name="ulx3s", family="ecp5", device="85k", package="CABGA381", speed="6",
-        osc_hz=25_000_000, clk_hz=50_000_000, mem_bytes=64 << 10,
+        osc_hz=25_000_000, clk_hz=30_000_000, mem_bytes=64 << 10,
         # 144 PEs and three requantisation lanes of four 16 x 16 products: the
         # 156 MULT18X18Ds.
         accel=AccelConfig(rows=12, cols=12, kernel_max=3, stride_max=2,
                           in_depth=1024, acc_depth=512, requant_lanes=3,
                           requant_digit_bits=16),
-        # 50 MHz: control paths that fan out over the chip limit the 12x12
-        # top (docs/fpga.md). Placed and routed for 100 MHz: router2 routed
-        # the 12x12 top for 100 MHz in each of four runs, for 50 MHz in
-        # neither of two (thousands of wires still overused, growing).
-        pll={"CLKI_DIV": 1, "CLKFB_DIV": 2, "CLKOP_DIV": 12, "CLKOP_CPHASE": 5},
-        pnr_mhz=100,
+        # 30 MHz: placed for 100 MHz the 12x12 top is estimated at 49.9 MHz
+        # before routing, the 2x2 top routes at 74.8 MHz; control paths that
+        # fan out over the chip limit it (docs/fpga.md).
+        pll={"CLKI_DIV": 5, "CLKFB_DIV": 6, "CLKOP_DIV": 20, "CLKOP_CPHASE": 9},
         constraints="ulx3s.lpf", leds=8, dsp="pe+requant",
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM_KBIT": 3744},
         notes="LFE5U-85F: 83640 LUT4, 156 MULT18X18D, 208 DP16KD (18 kbit each)",

@@ -42,8 +42,6 @@ __all__ = ["synthesize", "SynthError", "ResourceError", "check_fit", "count_reso
            "DSP_POLICIES", "main"]
 
 TOP = "board_top"
-# The design clock's net in the board top (Amaranth names the sync domain's clock `clk`).
-CLOCK_NET = "clk"
 DSP_POLICIES = ("pe", "pe+requant", "all", "none")
 # Source files whose products a policy leaves to the DSP inference.
 _DSP_SOURCES = {"pe": ("pe",), "pe+requant": ("pe", "requant")}
@@ -236,12 +234,6 @@ def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None):
     else:
         # nextpnr runs in a WebAssembly sandbox that sees the run directory.
         shutil.copy(board.constraint_file, out / board.constraint_file.name)
-        if board.pnr_mhz:
-            # A user constraint on the PLL's output overrides the one nextpnr
-            # derives from the PLL's parameters.
-            with open(out / board.constraint_file.name, "a") as lpf:
-                lpf.write(f'# Placed and routed for {board.pnr_mhz:g} MHz (hw/board/boards.py).\n'
-                          f'FREQUENCY NET "{CLOCK_NET}" {board.pnr_mhz:g} MHZ;\n')
         pnr, pack = _nextpnr(board)
         times["nextpnr"] = _run(pnr, out / "nextpnr.log", out)
         times["pack"] = _run(pack, out / "pack.log", out)
