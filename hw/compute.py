@@ -23,7 +23,7 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .jobs import COORD, ComputeJob, DescLayout, LOCAL
+from .jobs import ComputeJob, DescLayout, buffer_offset, tile_size, window_coord
 
 __all__ = ["ComputeStage", "PASS_MIN"]
 
@@ -64,22 +64,22 @@ class ComputeStage(wiring.Component):
         acc_bank = Signal()  # accumulator bank of the current tile-cob
 
         # Position of the pixel being issued.
-        kh = Signal(8)
-        kw = Signal(8)
+        kh = Signal(range(cfg.kernel_max))
+        kw = Signal(range(cfg.kernel_max))
         tap = Signal(range(cfg.kernel_max ** 2))
-        y = Signal(17)
-        x = Signal(17)
+        y = Signal(tile_size(cfg))
+        x = Signal(tile_size(cfg))
         pixel = Signal(range(cfg.acc_depth))
         pass_cycle = Signal(range(PASS_MIN))  # saturates at PASS_MIN - 1
         pixels_done = Signal()
         # Input-window coordinates of the pixel (row, column) and the buffer
         # address of its row; the *_pass values are those of the pass's first pixel.
-        lrow = Signal(LOCAL)
-        lcol = Signal(LOCAL)
-        row_base = Signal(LOCAL)
-        lrow_pass = Signal(LOCAL)
-        lcol_pass = Signal(LOCAL)
-        row_base_pass = Signal(LOCAL)
+        lrow = Signal(window_coord(cfg))
+        lcol = Signal(window_coord(cfg))
+        row_base = Signal(buffer_offset(cfg))
+        lrow_pass = Signal(window_coord(cfg))
+        lcol_pass = Signal(window_coord(cfg))
+        row_base_pass = Signal(buffer_offset(cfg))
 
         ctrl_layout = data.StructLayout({
             "valid": 1, "inside": 1, "addr": range(cfg.acc_depth),
@@ -95,8 +95,10 @@ class ComputeStage(wiring.Component):
         last_y = Signal()
         single_col = Signal()      # job.tw == 1, job.th == 1
         single_row = Signal()
-        col_before_last = Signal(COORD)   # job.tw - 2, job.th - 2
-        row_before_last = Signal(COORD)
+        # job.tw - 2, job.th - 2 (modulo their width: all ones, which x and y
+        # never reach, when the tile is a single column or row)
+        col_before_last = Signal(tile_size(cfg))
+        row_before_last = Signal(tile_size(cfg))
         first_x = [x.eq(0), last_x.eq(single_col)]
         first_y = [y.eq(0), last_y.eq(single_row)]
         last_kw = kw == d.KW[:8] - 1

@@ -28,25 +28,45 @@ __all__ = ["DescLayout", "LoadJob", "ComputeJob", "StoreJob", "SerialMultiplier"
 
 DescLayout = data.StructLayout({name: 32 for name, _, _ in DESC_FIELDS})
 
-# Sizes of the dispatcher's loop coordinates. Coordinates fit 16 bits (IN_H
-# etc. are refused above); window origins relative to a tile can be negative,
-# and may be far off the input when the padding is large, hence the generous
-# signed widths. The records carry tile and window sizes in the widths the
-# descriptor checks guarantee (the job loop runs only after they passed).
-COORD = 17
-SCOORD = signed(26)
-LOCAL = signed(44)
+# Sizes of the dispatcher's loop coordinates and of what its records carry.
+# The job loop runs only after the descriptor checks passed, so every size
+# here may rely on them: the stages count in as few bits as their buffers
+# need.
 
 
-def _tile_size(cfg):
+def input_coord(cfg):
+    """An input row or column of a tile's window, before or after clipping:
+    `oy0 * SH - PAD_T` plus at most the window's span, with `oy0 < OUT_H <
+    2**16`, `SH <= stride_max`, `|PAD_T| <= 2**15` and a span of at most
+    in_depth inputs (ERROR["WINDOW"])."""
+    bound = 0xFFFF * cfg.stride_max + 0x8000 + cfg.kernel_max + cfg.in_depth
+    return signed(bound.bit_length() + 1)
+
+
+def tile_size(cfg):
     """A tile's height or width: TILE_H, TILE_W <= acc_depth (ERROR["TILE"])."""
     return range(cfg.acc_depth + 1)
 
 
-def _window_size(cfg):
+def window_size(cfg):
     """A clipped window's height or width: at most the full tile's window
     span, and span_h * span_w <= in_depth (ERROR["WINDOW"])."""
     return range(cfg.in_depth + 1)
+
+
+def window_coord(cfg):
+    """A row or column of a tile's input relative to its clipped window, as
+    the compute stage walks it: in (-span, span), so within +-in_depth,
+    whenever the window is not empty (it starts at or after the span's start
+    and ends before the span's end). When it is empty the record's value is
+    the wide one truncated, and no input is inside."""
+    return signed(cfg.in_depth.bit_length() + 1)
+
+
+def buffer_offset(cfg):
+    """An input-buffer address or step, modulo the buffer's address space:
+    the compute stage only uses the low bits of their sums."""
+    return (cfg.in_depth - 1).bit_length()
 
 
 def LoadJob(cfg):
@@ -55,7 +75,7 @@ def LoadJob(cfg):
         "first": 1,                                  # cib == 0: load the parameters too
         "taps": range(cfg.kernel_max ** 2 + 1),      # KH * KW weight elements
         "w_words": range(cfg.kernel_max ** 2 * cfg.w_elem_words + 1),
-        "wh": _window_size(cfg), "ww": _window_size(cfg),   # clipped input window (0 when empty)
+        "wh": window_size(cfg), "ww": window_size(cfg),   # clipped input window (0 when empty)
         # DMA byte addresses, modulo the bus's address space like every address.
         "p_addr": cfg.axi_addr_width, "w_addr": cfg.axi_addr_width,
         "in_addr": cfg.axi_addr_width,
@@ -67,19 +87,19 @@ def ComputeJob(cfg):
     return data.StructLayout({
         "first": 1,                 # cib == 0: accumulators start from the bias
         "last": 1,                  # cib == CI_BLOCKS - 1: the tile-cob is complete
-        "th": _tile_size(cfg), "tw": _tile_size(cfg),         # tile size in output pixels
-        "wh": _window_size(cfg), "ww": _window_size(cfg),     # clipped input window (0 when empty)
-        "lrow0": SCOORD,            # first tile row's input row minus window top
-        "lcol0": SCOORD,            # first tile column's input column minus window left
-        "base0": LOCAL,             # lrow0 * ww: input-buffer address of (lrow0, 0)
-        "row_step": LOCAL,          # SH * ww: input-buffer step between tile rows
+        "th": tile_size(cfg), "tw": tile_size(cfg),         # tile size in output pixels
+        "wh": window_size(cfg), "ww": window_size(cfg),     # clipped input window (0 when empty)
+        "lrow0": window_coord(cfg),     # first tile row's input row minus window top
+        "lcol0": window_coord(cfg),     # first tile column's input column minus window left
+        "base0": buffer_offset(cfg),    # lrow0 * ww: input-buffer address of (lrow0, 0)
+        "row_step": buffer_offset(cfg), # SH * ww: input-buffer step between tile rows
     })
 
 
 def StoreJob(cfg):
     """What the store stage reads about a tile-cob."""
     return data.StructLayout({
-        "th": _tile_size(cfg), "tw": _tile_size(cfg),
+        "th": tile_size(cfg), "tw": tile_size(cfg),
         "out_addr": cfg.axi_addr_width,
     })
 
@@ -167,7 +187,10 @@ class Dispatcher(wiring.Component):
                 fifo.r_en.eq(getattr(self, f"{name}_ready")),
             ]
 
-        m.submodules.multiplier = mul = SerialMultiplier(24, 32, 44)
+        # The second factors are at most 21 bits (span_w) except the pitches,
+        # whose products are kept modulo the address space.
+        mul_b_width = max(21, cfg.axi_addr_width)
+        m.submodules.multiplier = mul = SerialMultiplier(24, mul_b_width, 44)
 
         pad_t = desc_signed(d, "PAD_T", 16)
         pad_l = desc_signed(d, "PAD_L", 16)
@@ -221,18 +244,18 @@ class Dispatcher(wiring.Component):
         ox0 = Signal(16)
         cob = Signal(16)
         cib = Signal(16)
-        lo_y = Signal(SCOORD)           # oy0 * SH - PAD_T: the tile's first input row
-        lo_x = Signal(SCOORD)
+        lo_y = Signal(input_coord(cfg))           # oy0 * SH - PAD_T: the tile's first input row
+        lo_x = Signal(input_coord(cfg))
         in_row_off = Signal(addr)         # lo_y * IN_ROW_PITCH (modulo the address space)
         in_col_off = Signal(addr)         # lo_x * IN_ELEM_PITCH
         out_row = Signal(addr)            # OUT_BASE + oy0 * OUT_ROW_PITCH
         out_tile = Signal(addr)           # out_row + ox0 * OUT_ELEM_PITCH
         in_tile = Signal(addr)            # IN_BASE + wy0 * IN_ROW_PITCH + wx0 * IN_ELEM_PITCH
         in_yx = Signal(addr)
-        last_y_hi = Signal(SCOORD)      # last input row of the last tile row
-        last_x_hi = Signal(SCOORD)
-        span_y = Signal(SCOORD)         # first to last input row of a full tile: span_h - 1
-        span_x = Signal(SCOORD)
+        last_y_hi = Signal(input_coord(cfg))      # last input row of the last tile row
+        last_x_hi = Signal(input_coord(cfg))
+        span_y = Signal(input_coord(cfg))         # first to last input row of a full tile: span_h - 1
+        span_x = Signal(input_coord(cfg))
         # These follow the products they derive from, which are final well
         # before they are read (window_elems is computed two products after
         # last_x, and the others are read from the first tile on).
@@ -244,18 +267,18 @@ class Dispatcher(wiring.Component):
         ]
 
         # The current tile and the job's running addresses.
-        th = Signal(COORD)
-        tw = Signal(COORD)
-        iy_lo = Signal(SCOORD)
-        ix_lo = Signal(SCOORD)
-        iy_hi = Signal(SCOORD)
-        ix_hi = Signal(SCOORD)
-        wh = Signal(COORD)
-        ww = Signal(COORD)
-        lrow0 = Signal(SCOORD)
-        lcol0 = Signal(SCOORD)
-        base0 = Signal(LOCAL)
-        row_step = Signal(LOCAL)
+        th = Signal(tile_size(cfg))
+        tw = Signal(tile_size(cfg))
+        iy_lo = Signal(input_coord(cfg))
+        ix_lo = Signal(input_coord(cfg))
+        iy_hi = Signal(input_coord(cfg))
+        ix_hi = Signal(input_coord(cfg))
+        wh = Signal(window_size(cfg))
+        ww = Signal(window_size(cfg))
+        lrow0 = Signal(input_coord(cfg))
+        lcol0 = Signal(input_coord(cfg))
+        base0 = Signal(buffer_offset(cfg))
+        row_step = Signal(buffer_offset(cfg))
         in_addr = Signal(addr)
         w_addr = Signal(addr)
         p_addr = Signal(addr)
@@ -276,10 +299,10 @@ class Dispatcher(wiring.Component):
         last_tx = Signal()              # the tile is the last of its row / column
         last_ty = Signal()
         # The window clipped to the input: first and last input, minus one and inclusive.
-        first_y_m1 = Signal(SCOORD)
-        first_x_m1 = Signal(SCOORD)
-        clip_y = Signal(SCOORD)
-        clip_x = Signal(SCOORD)
+        first_y_m1 = Signal(input_coord(cfg))
+        first_x_m1 = Signal(input_coord(cfg))
+        clip_y = Signal(input_coord(cfg))
+        clip_x = Signal(input_coord(cfg))
         w_step = prep["w_words"] << (cfg.bus_bytes.bit_length() - 1)   # bus_bytes: a power of 2
         p_step = cfg.p_elem_words * cfg.bus_bytes
 

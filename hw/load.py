@@ -5,7 +5,7 @@ from amaranth import *
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 
-from .jobs import COORD, LoadJob, DescLayout
+from .jobs import LoadJob, DescLayout, window_size
 
 __all__ = ["LoadStage"]
 
@@ -69,8 +69,8 @@ class LoadStage(wiring.Component):
         param_word = Signal()
         weight_word = Signal()
         # The input window arrives row by row, ww elements each.
-        in_col = Signal(COORD)
-        in_rows_left = Signal(COORD)
+        in_col = Signal(window_size(cfg))
+        in_rows_left = Signal(window_size(cfg))
         active = Signal()
 
         # Receive side: route each word by its position in the job's stream.

@@ -18,7 +18,7 @@ from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .jobs import COORD, StoreJob, DescLayout, desc_signed
+from .jobs import StoreJob, DescLayout, desc_signed, tile_size
 
 __all__ = ["StoreStage"]
 
@@ -57,8 +57,8 @@ class StoreStage(wiring.Component):
         bank = Signal()
         # Pixels are read in order, tw per tile row.
         issued = Signal(range(cfg.acc_depth + 1))
-        col = Signal(COORD)
-        rows_left = Signal(COORD)
+        col = Signal(tile_size(cfg))
+        rows_left = Signal(tile_size(cfg))
         outstanding = Signal(range(self._fifo_depth + 1))
         reading = Signal()
         cmd_pending = Signal()

@@ -8,7 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.config import AccelConfig, DESC_FIELDS
-from hw.jobs import Dispatcher, SerialMultiplier
+from hw.jobs import Dispatcher, SerialMultiplier, buffer_offset, window_coord
 from sw_driver.cycles import prepare_cycles
 from sw_driver.model import decode_descriptor
 
@@ -62,6 +62,13 @@ def expected_records(cfg, d):
     """The records of descriptor `d` (decoded fields), by the formulas of
     hw/jobs.py's field comments, for the load, compute and store FIFOs."""
     mask = (1 << cfg.axi_addr_width) - 1
+    # The compute record's window-relative values, in the record's widths.
+    coord = window_coord(cfg).width
+    offset_mask = (1 << buffer_offset(cfg)) - 1
+
+    def wrap(value, bits):
+        return (value + (1 << bits - 1)) % (1 << bits) - (1 << bits - 1)
+
     w_step = d["KH"] * d["KW"] * cfg.w_elem_words * cfg.bus_bytes
     p_step = cfg.p_elem_words * cfg.bus_bytes
     load, comp, store = [], [], []
@@ -76,6 +83,11 @@ def expected_records(cfg, d):
             hi_x = lo_x + (tw - 1) * d["SW"] + d["KW"] - 1
             wx0, ww = max(lo_x, 0), max(min(hi_x, d["IN_W"] - 1) - max(lo_x, 0) + 1, 0)
             lrow0, lcol0 = min(lo_y, 0), min(lo_x, 0)
+            if wh and ww:
+                # What the record's widths rely on: a window that is not
+                # empty is less than its span from the tile's first input.
+                span = (th - 1) * d["SH"] + d["KH"], (tw - 1) * d["SW"] + d["KW"]
+                assert -span[0] < lrow0 <= 0 and -span[1] < lcol0 <= 0
             for cob in range(d["CO_BLOCKS"]):
                 for cib in range(d["CI_BLOCKS"]):
                     job = cob * d["CI_BLOCKS"] + cib
@@ -88,8 +100,9 @@ def expected_records(cfg, d):
                         in_addr=(d["IN_BASE"] + cib * d["IN_BLK_PITCH"] + wy0 * d["IN_ROW_PITCH"]
                                  + wx0 * d["IN_ELEM_PITCH"]) & mask))
                     comp.append(dict(first=first, last=last, th=th, tw=tw, wh=wh, ww=ww,
-                                     lrow0=lrow0, lcol0=lcol0, base0=lrow0 * ww,
-                                     row_step=d["SH"] * ww))
+                                     lrow0=wrap(lrow0, coord), lcol0=wrap(lcol0, coord),
+                                     base0=(lrow0 * ww) & offset_mask,
+                                     row_step=(d["SH"] * ww) & offset_mask))
                     if last:
                         store.append(dict(th=th, tw=tw, out_addr=(
                             d["OUT_BASE"] + cob * d["OUT_BLK_PITCH"] + oy0 * d["OUT_ROW_PITCH"]
@@ -110,16 +123,22 @@ def descriptor(**changes):
     return fields
 
 
-@pytest.mark.parametrize("addr_width, changes", [
-    (32, {}),                                               # partial tiles, both paddings
-    (32, dict(PAD_T=-3, PAD_L=4, SW=2, TILE_W=2)),          # windows cut on the other sides
-    (32, dict(PAD_T=7, TILE_H=1, IN_BASE=0xFFFF_FF00)),     # tiles all padding, addresses wrap
-    (32, dict(CI_BLOCKS=1, CO_BLOCKS=1, OUT_H=1, OUT_W=1, KH=1, KW=1, SH=1, PAD_T=0, PAD_L=0)),
+@pytest.mark.parametrize("cfg_changes, changes", [
+    ({}, {}),                                               # partial tiles, both paddings
+    ({}, dict(PAD_T=-3, PAD_L=4, SW=2, TILE_W=2)),          # windows cut on the other sides
+    ({}, dict(PAD_T=7, TILE_H=1, IN_BASE=0xFFFF_FF00)),     # tiles all padding, addresses wrap
+    ({}, dict(CI_BLOCKS=1, CO_BLOCKS=1, OUT_H=1, OUT_W=1, KH=1, KW=1, SH=1, PAD_T=0, PAD_L=0)),
     # A 16-bit bus: bases, pitches and their products wrap at 64 KiB.
-    (16, dict(IN_BASE=0x3_FF00, OUT_BASE=0x1_F000, OUT_ROW_PITCH=0x1_0400, PAD_T=-1)),
+    (dict(axi_addr_width=16),
+     dict(IN_BASE=0x3_FF00, OUT_BASE=0x1_F000, OUT_ROW_PITCH=0x1_0400, PAD_T=-1)),
+    # The smallest input buffer (6-bit window coordinates) and padding far
+    # beyond them: the empty windows' values wrap in the compute records.
+    (dict(in_depth=16, acc_depth=16),
+     dict(TILE_H=1, TILE_W=2, PAD_T=40, PAD_L=37, OUT_H=24, OUT_W=40, CI_BLOCKS=1,
+          CO_BLOCKS=1)),
 ])
-def test_dispatcher_records(addr_width, changes):
-    cfg = AccelConfig(rows=4, cols=4, kernel_max=3, stride_max=2, axi_addr_width=addr_width)
+def test_dispatcher_records(cfg_changes, changes):
+    cfg = AccelConfig(rows=4, cols=4, kernel_max=3, stride_max=2, **cfg_changes)
     raw = descriptor(**changes)
     fields = decode_descriptor({name: value & 0xFFFF_FFFF for name, value in raw.items()})[0]
     expected = expected_records(cfg, fields)
@@ -148,7 +167,7 @@ def test_dispatcher_records(addr_width, changes):
         ctx.set(dut.run, 0)
         for name in names:
             ctx.set(getattr(dut, f"{name}_ready"), 1)
-        for _ in range(4000):
+        for _ in range(20000):
             for name in names:
                 if ctx.get(getattr(dut, f"{name}_valid")):
                     record = ctx.get(getattr(dut, f"{name}_job"))
