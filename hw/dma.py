@@ -50,7 +50,7 @@ from amaranth.lib.wiring import In, Out
 from .axi import AXI4ReadSignature, AXI4WriteSignature, BURST_INCR, RESP_OKAY
 from .config import AccelConfig
 
-__all__ = ["TransferLayout", "BurstLayout", "BurstPlanner", "ReadEngine", "WriteEngine"]
+__all__ = ["transfer_limits", "TransferLayout", "BurstLayout", "BurstPlanner", "ReadEngine", "WriteEngine"]
 
 MAX_BURST = 256       # beats of an AXI4 INCR burst
 BOUNDARY = 4096       # bytes; a burst never crosses a multiple of this
@@ -69,23 +69,40 @@ def _check_outstanding(max_outstanding):
         raise ValueError(f"max_outstanding must be an integer in 1..256, not {max_outstanding!r}")
 
 
+def transfer_limits(cfg):
+    """{field: largest value} of a transfer's counts, the largest the
+    accelerator's stages ask for: an element is an input pixel, a weight
+    matrix, a parameter element or an int32 output pixel; a row is a window
+    row (at most in_depth elements, ERROR["WINDOW"]), a tile row (acc_depth,
+    ERROR["TILE"]) or a kernel's weight matrices; the rows are a window's
+    or a tile's."""
+    _check_cfg(cfg)
+    return {
+        "elem_words": max(cfg.in_elem_words, cfg.w_elem_words, cfg.p_elem_words,
+                          cfg.out_elem_words(False)),
+        "n_elems": max(cfg.in_depth, cfg.acc_depth, cfg.kernel_max ** 2),
+        "n_rows": max(cfg.in_depth, cfg.acc_depth),
+    }
+
+
 class TransferLayout(data.StructLayout):
     """Payload of a DMA command: a 2-D strided transfer (see the module docstring).
 
-    Fields: `addr` (byte address), `elem_words` (16), `n_elems` (16, elements
-    per row), `elem_pitch` (bytes), `n_rows` (16), `row_pitch` (bytes); the
-    addresses and pitches have `cfg.axi_addr_width` bits (address arithmetic
-    wraps there).
+    Fields: `addr` (byte address), `elem_words`, `n_elems` (elements per
+    row), `elem_pitch` (bytes), `n_rows`, `row_pitch` (bytes). The addresses
+    and pitches have `cfg.axi_addr_width` bits (address arithmetic wraps
+    there); the counts are as wide as `transfer_limits(cfg)` needs, so the
+    planners count in no more bits than the stages use.
     """
 
     def __init__(self, cfg):
-        _check_cfg(cfg)
+        limits = transfer_limits(cfg)
         super().__init__({
             "addr": cfg.axi_addr_width,
-            "elem_words": 16,
-            "n_elems": 16,
+            "elem_words": range(limits["elem_words"] + 1),
+            "n_elems": range(limits["n_elems"] + 1),
             "elem_pitch": cfg.axi_addr_width,
-            "n_rows": 16,
+            "n_rows": range(limits["n_rows"] + 1),
             "row_pitch": cfg.axi_addr_width,
         })
 
@@ -133,17 +150,21 @@ class BurstPlanner(wiring.Component):
         page_bits = (page_words - 1).bit_length()
 
         cmd = self.cmd.payload
+        elems_bits = len(cmd.n_elems)
+        rows_bits = len(cmd.n_rows)
+        # Words of a planner element: at most a row's n_elems * elem_words.
+        words_bits = len(cmd.elem_words) + elems_bits
 
         # Command stage: holds one command; computes the words of a planner
         # "element" (a whole row when the row is contiguous) by shift-and-add.
         p_full = Signal()
         p_addr = Signal(waddr_bits)
-        p_words = Signal(32)          # product accumulator: words per element
-        p_addend = Signal(32)         # the larger factor shifted left by the bits done
-        p_mul = Signal(16)            # multiplier bits still to process
-        p_n_elems = Signal(16)
+        p_words = Signal(words_bits)          # product accumulator: words per element
+        p_addend = Signal(words_bits)         # the larger factor shifted left by the bits done
+        p_mul = Signal(max(len(cmd.elem_words), elems_bits))            # multiplier bits still to process
+        p_n_elems = Signal(elems_bits)
         p_elem_pitch = Signal(waddr_bits)
-        p_n_rows = Signal(16)
+        p_n_rows = Signal(rows_bits)
         p_row_pitch = Signal(waddr_bits)
         p_ready = Signal()            # p_full and p_mul == 0, kept in a register
 
@@ -152,11 +173,11 @@ class BurstPlanner(wiring.Component):
         cur = Signal(waddr_bits)      # next word to cover
         elem_addr = Signal(waddr_bits)
         row_addr = Signal(waddr_bits)
-        elem_left = Signal(32)        # words of the current element not yet covered
-        elem_words = Signal(32)
-        elems_left = Signal(16)       # elements of the row, current one included
-        n_elems = Signal(16)
-        rows_left = Signal(16)        # rows, current one included
+        elem_left = Signal(words_bits)        # words of the current element not yet covered
+        elem_words = Signal(words_bits)
+        elems_left = Signal(elems_bits)       # elements of the row, current one included
+        n_elems = Signal(elems_bits)
+        rows_left = Signal(rows_bits)        # rows, current one included
         elem_pitch = Signal(waddr_bits)
         row_pitch = Signal(waddr_bits)
 

@@ -14,11 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hw.config import AccelConfig
-from hw.dma import ReadEngine, TransferLayout, WriteEngine
+from hw.dma import ReadEngine, TransferLayout, WriteEngine, transfer_limits
 from tests.axi_models import (AXIReadSlave, AXIWriteSlave, Memory, Recorder, StreamSink,
                               StreamSource, plan_bursts, run, transfer_words)
 
-CFG = AccelConfig()
+# Transfers as long as the tests' (300-word elements, 300-element rows)
+# need a configuration whose stages ask for them (`transfer_limits`): a
+# 64x64 array's weight matrix is 512 words.
+CFG = AccelConfig(rows=64, cols=64)
 B = CFG.bus_bytes
 
 
@@ -284,11 +287,33 @@ def test_write_random(cmds, stalls, b_latency):
 
 # Construction.
 
+SMALL = AccelConfig(rows=2, cols=2, axi_data_width=32, axi_addr_width=20, kernel_max=3,
+                    in_depth=64, acc_depth=32)
+
+
 def test_transfer_layout_fields():
-    layout = TransferLayout(AccelConfig(axi_addr_width=20))
-    assert {name: field.width for name, field in layout} == {
-        "addr": 20, "elem_words": 16, "n_elems": 16, "elem_pitch": 20,
-        "n_rows": 16, "row_pitch": 20}
+    # A 2x2's longest element is its parameters (3 x 2 int32), its longest
+    # row and most rows an input window's (in_depth).
+    assert transfer_limits(SMALL) == {"elem_words": 6, "n_elems": 64, "n_rows": 64}
+    assert {name: field.width for name, field in TransferLayout(SMALL)} == {
+        "addr": 20, "elem_words": 3, "n_elems": 7, "elem_pitch": 20,
+        "n_rows": 7, "row_pitch": 20}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_largest_transfer_of_a_small_configuration(engine):
+    # Every count at its limit: contiguous rows of 64 x 6 = 384 words (the
+    # planner's widest element) across 4 KiB boundaries, and strided ones.
+    limits = transfer_limits(SMALL)
+    words, elems, rows = limits["elem_words"], limits["n_elems"], limits["n_rows"]
+    bus_bytes = SMALL.bus_bytes
+    cmds = [
+        {"addr": 0x1000 - 8 * bus_bytes, "elem_words": words, "n_elems": elems,
+         "elem_pitch": words * bus_bytes, "n_rows": 2, "row_pitch": 0x2000},
+        {"addr": 0x8000, "elem_words": 1, "n_elems": 2, "elem_pitch": 3 * bus_bytes,
+         "n_rows": rows, "row_pitch": 0x40},
+    ]
+    engine(cmds, cfg=SMALL)
 
 
 @pytest.mark.parametrize("engine", [ReadEngine, WriteEngine])
