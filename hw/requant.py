@@ -10,6 +10,7 @@ out `latency` cycles later, flagged by `valid_out`.
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
@@ -262,11 +263,20 @@ class Requantizer(wiring.Component):
         # Every lane has the same latency; lane 0's flag stands for all.
         m.d.comb += self.valid_out.eq(lane_units[0].valid_out)
 
-        raw = self.acc
-        for stage in range(1, self.latency + 1):
-            delayed = Signal(32 * lanes, name=f"raw_{stage}", reset_less=True)
-            m.d.sync += delayed.eq(raw)
-            raw = delayed
-        m.d.comb += self.raw.eq(raw)
+        # The raw accumulators wait `latency` cycles in a circular buffer
+        # (a block or LUT RAM, not latency x 32 flip-flops a lane): written
+        # at `slot`, read back latency - 1 slots later into the read port's
+        # register. Written every cycle, as the lanes take an input every cycle.
+        depth = 1 << self.latency.bit_length()
+        m.submodules.raw_delay = delay = Memory(shape=32 * lanes, depth=depth, init=[])
+        write = delay.write_port()
+        read = delay.read_port()
+        slot = Signal(range(depth))
+        m.d.sync += slot.eq(slot + 1)
+        m.d.comb += [
+            write.addr.eq(slot), write.data.eq(self.acc), write.en.eq(1),
+            read.addr.eq(slot - (self.latency - 1)),
+            self.raw.eq(read.data),
+        ]
 
         return m
