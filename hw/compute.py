@@ -72,14 +72,20 @@ class ComputeStage(wiring.Component):
         pixel = Signal(range(cfg.acc_depth))
         pass_cycle = Signal(range(PASS_MIN))  # saturates at PASS_MIN - 1
         pixels_done = Signal()
-        # Input-window coordinates of the pixel (row, column) and the buffer
-        # address of its row; the *_pass values are those of the pass's first pixel.
+        # Input-window coordinates of the pixel (row, column); the *_pass
+        # values are those of the pass's first pixel.
         lrow = Signal(window_coord(cfg))
         lcol = Signal(window_coord(cfg))
-        row_base = Signal(buffer_offset(cfg))
         lrow_pass = Signal(window_coord(cfg))
         lcol_pass = Signal(window_coord(cfg))
-        row_base_pass = Signal(buffer_offset(cfg))
+        # The pixel's input-buffer address, a register (an add in front of the
+        # buffer's address was the 12x12 top's critical path), moved by
+        # additions like the coordinates, from the addresses of the first
+        # pixel of its tile row, of its pass, and of its kernel row's first pass.
+        addr = Signal(buffer_offset(cfg))
+        row_addr = Signal(buffer_offset(cfg))
+        pass_addr = Signal(buffer_offset(cfg))
+        kh_addr = Signal(buffer_offset(cfg))
 
         ctrl_layout = data.StructLayout({
             "valid": 1, "inside": 1, "addr": range(cfg.acc_depth),
@@ -123,8 +129,10 @@ class ComputeStage(wiring.Component):
                     x.eq(0), last_x.eq(j.tw == 1), y.eq(0), last_y.eq(j.th == 1),
                     kh.eq(0), kw.eq(0), tap.eq(0), pixel.eq(0),
                     pass_cycle.eq(0), pixels_done.eq(0),
-                    lrow.eq(j.lrow0), lcol.eq(j.lcol0), row_base.eq(j.base0),
-                    lrow_pass.eq(j.lrow0), lcol_pass.eq(j.lcol0), row_base_pass.eq(j.base0),
+                    lrow.eq(j.lrow0), lcol.eq(j.lcol0),
+                    lrow_pass.eq(j.lrow0), lcol_pass.eq(j.lcol0),
+                    addr.eq(j.base0 + j.lcol0), row_addr.eq(j.base0 + j.lcol0),
+                    pass_addr.eq(j.base0 + j.lcol0), kh_addr.eq(j.base0 + j.lcol0),
                 ]
         with m.Else():
             m.d.comb += [
@@ -142,11 +150,12 @@ class ComputeStage(wiring.Component):
                 m.d.sync += pixel.eq(pixel + 1)
                 with m.If(~last_x):
                     m.d.sync += [x.eq(x + 1), last_x.eq(x == col_before_last),
-                                 lcol.eq(lcol + d.SW[:8])]
+                                 lcol.eq(lcol + d.SW[:8]), addr.eq(addr + d.SW[:8])]
                 with m.Elif(~last_y):
                     m.d.sync += [*first_x, y.eq(y + 1), last_y.eq(y == row_before_last),
-                                 lcol.eq(lcol_pass),
-                                 lrow.eq(lrow + d.SH[:8]), row_base.eq(row_base + job.row_step)]
+                                 lcol.eq(lcol_pass), lrow.eq(lrow + d.SH[:8]),
+                                 addr.eq(row_addr + job.row_step),
+                                 row_addr.eq(row_addr + job.row_step)]
                 with m.Else():
                     m.d.sync += pixels_done.eq(1)
             with m.If(pass_ends):
@@ -154,12 +163,14 @@ class ComputeStage(wiring.Component):
                              pixels_done.eq(0), tap.eq(tap + 1)]
                 with m.If(~last_kw):
                     m.d.sync += [kw.eq(kw + 1), lcol_pass.eq(lcol_pass + 1), lcol.eq(lcol_pass + 1),
-                                 lrow.eq(lrow_pass), row_base.eq(row_base_pass)]
+                                 lrow.eq(lrow_pass),
+                                 addr.eq(pass_addr + 1), row_addr.eq(pass_addr + 1),
+                                 pass_addr.eq(pass_addr + 1)]
                 with m.Else():
                     m.d.sync += [kw.eq(0), kh.eq(kh + 1), lcol_pass.eq(job.lcol0), lcol.eq(job.lcol0),
                                  lrow_pass.eq(lrow_pass + 1), lrow.eq(lrow_pass + 1),
-                                 row_base_pass.eq(row_base_pass + job.ww),
-                                 row_base.eq(row_base_pass + job.ww)]
+                                 addr.eq(kh_addr + job.ww), row_addr.eq(kh_addr + job.ww),
+                                 pass_addr.eq(kh_addr + job.ww), kh_addr.eq(kh_addr + job.ww)]
             with m.If(job_ends):
                 m.d.comb += self.release.eq(Mux(in_bank, 0b10, 0b01))
                 m.d.sync += [running.eq(0), in_bank.eq(~in_bank)]
@@ -167,7 +178,7 @@ class ComputeStage(wiring.Component):
                     m.d.sync += acc_bank.eq(~acc_bank)
 
         m.d.comb += [
-            self.in_rd_addr.eq((row_base + lcol)[:len(self.in_rd_addr)]),
+            self.in_rd_addr.eq(addr),
             self.w_rd_addr.eq(tap),
             self.rd_bank.eq(in_bank),
         ]
