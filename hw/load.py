@@ -30,9 +30,10 @@ class LoadStage(wiring.Component):
     filled: one-cycle pulse on bit b when bank b holds a complete job.
     cmd/data: to and from the DMA read engine (`TransferLayout` commands).
     in_*, w_*: write ports of the selected bank's input and weight buffers.
-    params_word/params_en: a word of parameter element for bank b when bit b of
-      `params_en` is set, a cycle after it arrived (registered: the bank's
-      parameter register shifts it in, hundreds of flip-flops on one enable).
+    params_word/params_en: word w of the parameter element for bank b when bit
+      `b * p_elem_words + w` of `params_en` is set, a cycle after it arrived
+      (registered, and an enable a word: each reaches one word of the bank's
+      parameter register, not all of its hundreds of flip-flops).
     bank: the bank being written.
     """
 
@@ -47,7 +48,7 @@ class LoadStage(wiring.Component):
             "data": In(stream.Signature(bus)),
             "in_addr": Out(range(cfg.in_depth)), "in_data": Out(8 * cfg.rows), "in_en": Out(1),
             "w_addr": Out(range(cfg.kernel_max ** 2)), "w_data": Out(8 * cfg.pes), "w_en": Out(1),
-            "params_word": Out(bus), "params_en": Out(2),
+            "params_word": Out(bus), "params_en": Out(2 * cfg.p_elem_words),
             "busy": Out(1),
         })
 
@@ -147,12 +148,15 @@ class LoadStage(wiring.Component):
             self.w_addr.eq(w_elem), self.w_data.eq(w_full[:8 * cfg.pes]),
             self.in_addr.eq(in_elem), self.in_data.eq(in_full[:8 * cfg.rows]),
         ]
+        # The word's enable: bank b's word p_elem_words - p_left.
+        param_bit = Signal(range(2 * cfg.p_elem_words))
+        m.d.comb += param_bit.eq(Mux(bank, cfg.p_elem_words, 0) + cfg.p_elem_words - p_left)
         with m.If(self.data.valid):
             with m.If(param_word):
                 m.d.sync += [p_left.eq(p_left - 1),
                              param_word.eq(p_left != 1),
                              weight_word.eq((p_left == 1) & (w_left != 0)),
-                             self.params_en.eq(Mux(bank, 0b10, 0b01))]
+                             self.params_en.eq(1 << param_bit)]
             with m.Elif(weight_word):
                 m.d.sync += [w_left.eq(w_left - 1), weight_word.eq(w_left != 1)]
                 _assemble(m, w_asm, w_full, w_word_idx, cfg.w_elem_words, w_elem, self.w_en)

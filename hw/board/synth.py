@@ -132,13 +132,17 @@ def check_fit(board, counts):
 
 
 def _yosys_script(board, dsp):
-    lines = [f"read_verilog {TOP}.v", f"hierarchy -top {TOP}"]
+    # The registers of signals with a `keep` attribute are kept as they are:
+    # copies of one register that each drive a part of its fan-out
+    # (`hw.fanout`), which yosys would otherwise merge back into one.
+    lines = [f"read_verilog {TOP}.v", f"hierarchy -top {TOP}", "proc",
+             "setattr -set keep 1 a:keep %ci1 c:* %i"]
     if dsp in _DSP_SOURCES:
         # Every other product to LUT logic first, so DSP inference only sees
         # the selected ones (on the ECP5 the PEs are DSP instances already).
         sources = [f"a:src=*/hw/{name}.py:*" for name in _DSP_SOURCES[dsp]]
         selection = " ".join(["t:$mul", *sources, *["%u"] * (len(sources) - 1), "%i"])
-        lines += ["proc", "flatten", "opt_expr", "opt_clean", "wreduce", "opt_clean",
+        lines += ["flatten", "opt_expr", "opt_clean", "wreduce", "opt_clean",
                   f"select -set dsp {selection}", "booth t:$mul @dsp %d"]
     nodsp = " -nodsp" if dsp == "none" else ""
     if board.family == "ice40":
