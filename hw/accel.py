@@ -225,11 +225,17 @@ class ConvAccel(wiring.Component):
         # its read address fans out to hundreds of LUT RAMs over the chip,
         # the 12x12 top's critical path (19.4 ns of routing); block RAM
         # takes a few dozen.
+        # No buffer is ever read at an address in the cycle it is written
+        # there (the banks' ownership; for the accumulators, PASS_MIN), so
+        # synthesis need not emulate what a read returns then (`no_rw_check`:
+        # yosys would add a register and a multiplexer a data bit, and a
+        # select that fans out to all of them).
+        no_collisions = {"no_rw_check": 1}
         for name, depth, (addr, wdata, en), (rd_addr, rd_data), attrs in (
                 ("in_mem", cfg.in_depth, (load.in_addr, load.in_data, load.in_en),
-                 (compute.in_rd_addr, compute.in_rd_data), {}),
+                 (compute.in_rd_addr, compute.in_rd_data), no_collisions),
                 ("w_mem", cfg.kernel_max ** 2, (load.w_addr, load.w_data, load.w_en),
-                 (compute.w_rd_addr, compute.w_rd_data), {"ram_style": "block"})):
+                 (compute.w_rd_addr, compute.w_rd_data), {**no_collisions, "ram_style": "block"})):
             m.submodules[name] = mem = Memory(shape=len(wdata), depth=(1 << len(addr)) + depth,
                                               init=[], attrs=attrs)
             write = mem.write_port()
@@ -239,7 +245,8 @@ class ConvAccel(wiring.Component):
                 read.addr.eq(Cat(rd_addr, compute.rd_bank)), rd_data.eq(read.data),
             ]
         for b in range(2):
-            acc_mem = Memory(shape=32 * cfg.cols, depth=cfg.acc_depth, init=[])
+            acc_mem = Memory(shape=32 * cfg.cols, depth=cfg.acc_depth, init=[],
+                             attrs=no_collisions)
             m.submodules[f"acc_mem{b}"] = acc_mem
             acc_write = acc_mem.write_port()
             acc_read = acc_mem.read_port()

@@ -266,9 +266,12 @@ class Requantizer(wiring.Component):
         # The raw accumulators wait `latency` cycles in a circular buffer
         # (a block or LUT RAM, not latency x 32 flip-flops a lane): written
         # at `slot`, read back latency - 1 slots later into the read port's
-        # register. Written every cycle, as the lanes take an input every cycle.
+        # register. Written every cycle, as the lanes take an input every
+        # cycle; never read where it is being written (`no_rw_check`, see
+        # `hw.accel`).
         depth = 1 << self.latency.bit_length()
-        m.submodules.raw_delay = delay = Memory(shape=32 * lanes, depth=depth, init=[])
+        m.submodules.raw_delay = delay = Memory(shape=32 * lanes, depth=depth, init=[],
+                                                attrs={"no_rw_check": 1})
         write = delay.write_port()
         read = delay.read_port()
         slot = Signal(range(depth))
