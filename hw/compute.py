@@ -23,6 +23,7 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .fanout import registered_copies
 from .jobs import ComputeJob, DescLayout, buffer_offset, tile_size, window_coord
 
 __all__ = ["ComputeStage", "PASS_MIN"]
@@ -202,17 +203,26 @@ class ComputeStage(wiring.Component):
             self.acc_rd_bank.eq(s_read.bank),
         ]
 
+        # Each column's old value and bias are selected by its own copies of
+        # the stage's bank and from_bias bits (one register for all 32 x C
+        # multiplexers was a long route on the 12x12 top).
         sw = array.sum_width
         old = Signal(32 * C, reset_less=True)
-        m.d.sync += old.eq(self.acc_rd_data[s_data.bank])
-        bias = self.bias[s_write.bank]
+        data_bank = registered_copies(m, s_read.bank, C, "data_bank")        # s_data.bank
+        write_bank = registered_copies(m, s_data.bank, C, "write_bank")      # s_write.bank
+        from_bias = registered_copies(m, s_data.from_bias, C, "from_bias")  # s_write.from_bias
         m.d.comb += [
             self.acc_wr_addr.eq(s_write.addr),
             self.acc_wr_bank.eq(s_write.bank),
             self.acc_wr_en.eq(s_write.valid),
         ]
         for c in range(C):
-            start = Mux(s_write.from_bias, bias[32 * c:32 * (c + 1)], old[32 * c:32 * (c + 1)])
+            column_bits = slice(32 * c, 32 * (c + 1))
+            m.d.sync += old[column_bits].eq(
+                Mux(data_bank[c], self.acc_rd_data[1][column_bits],
+                    self.acc_rd_data[0][column_bits]))
+            bias = Mux(write_bank[c], self.bias[1][column_bits], self.bias[0][column_bits])
+            start = Mux(from_bias[c], bias, old[column_bits])
             column = array.sums[sw * c:sw * (c + 1)].as_signed()
             m.d.comb += self.acc_wr_data[32 * c:32 * (c + 1)].eq(start.as_signed() + column)
         with m.If(s_write.tile_end):

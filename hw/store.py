@@ -18,6 +18,7 @@ from amaranth.lib import data, wiring, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from .fanout import registered_copies
 from .jobs import StoreJob, DescLayout, desc_signed, tile_size
 
 __all__ = ["StoreStage"]
@@ -117,24 +118,30 @@ class StoreStage(wiring.Component):
         # parameters) before the requantiser: block RAM clock-to-output is
         # most of a cycle on FPGAs. The registers hold the pixel while its
         # channel groups go through the lanes, group g in the cycle `feed[g]`.
-        read_valid = Signal()
-        read_bank = Signal()
-        m.d.sync += [read_valid.eq(read), read_bank.eq(bank)]
-        padded = groups * lanes * 32
+        # Each group of each register loads on its own copy of the read's
+        # valid and bank (one register for the 3 x 32 x C flip-flops and
+        # their bank multiplexers was the 12x12 top's critical path).
+        width = lanes * 32
+        padded = groups * width
         acc = Signal(padded, reset_less=True)
         mult = Signal(padded, reset_less=True)
         shift = Signal(padded, reset_less=True)
-        with m.If(read_valid):
-            m.d.sync += [acc.eq(self.acc_rd_data[read_bank]), mult.eq(self.mult[read_bank]),
-                         shift.eq(self.shift[read_bank])]
+        parts = [(target, source, g) for target, source in
+                 ((acc, self.acc_rd_data), (mult, self.mult), (shift, self.shift))
+                 for g in range(groups)]
+        read_valid = registered_copies(m, read, len(parts), "read_valid")
+        read_bank = registered_copies(m, bank, len(parts), "read_bank")
+        for index, (target, source, g) in enumerate(parts):
+            with m.If(read_valid[index]):
+                m.d.sync += target.word_select(g, width).eq(
+                    Mux(read_bank[index], source[1], source[0])[g * width:(g + 1) * width])
         feed = Signal(groups)
-        m.d.sync += feed.eq(Cat(read_valid, feed[:-1]))
+        m.d.sync += feed.eq(Cat(read_valid[0], feed[:-1]))
 
         def in_its_cycle(value):
             """The lanes' words of `value`: group g's while feed[g] (a one-hot AND-OR)."""
             if groups == 1:
                 return value
-            width = lanes * 32
             return functools.reduce(operator.or_, (Mux(feed[g], value.word_select(g, width), 0)
                                                    for g in range(groups)))
 
@@ -166,8 +173,13 @@ class StoreStage(wiring.Component):
             last_group = out_group == groups - 1
         else:
             last_group = Const(1)
+        # The output mode picks int8 or int32 a channel, each channel on its
+        # own copy of MODE (a cycle late; it is fixed while the accelerator runs).
+        mode_copies = registered_copies(m, requant_mode, C, "requant_mode")
+        int8 = Cat(result[:C * 8], Const(0, 24 * C))
         m.d.comb += [
-            fifo.w_data.eq(Mux(requant_mode, result[:C * 8], raw[:C * 32])),
+            fifo.w_data.eq(Cat(Mux(mode_copies[c], int8.word_select(c, 32), raw.word_select(c, 32))
+                               for c in range(C))),
             fifo.w_en.eq(rq.valid_out & last_group),
         ]
 
