@@ -16,19 +16,10 @@ __all__ = ["registered_copies"]
 
 def registered_copies(m, value, count, name):
     """`count` registers `name`_0.. each loaded with `value` every cycle (so
-    each is `value` one cycle late).
-
-    They have no reset, which would be one more input of each from the
-    reset's own chip-wide net (yosys folds a synchronous reset into the
-    logic in front of a flip-flop whose slice's reset pin is taken): in the
-    first cycle after a reset they still hold the value of the cycle before
-    it. Use them for selects and enables of registers whose content that
-    cycle does not matter.
-    """
+    each is `value` one cycle late)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer, not {count!r}")
     shape = Value.cast(value).shape()
-    copies = [Signal(shape, name=f"{name}_{index}", attrs={"keep": 1}, reset_less=True)
-              for index in range(count)]
+    copies = [Signal(shape, name=f"{name}_{index}", attrs={"keep": 1}) for index in range(count)]
     m.d.sync += [copy.eq(value) for copy in copies]
     return copies

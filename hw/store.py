@@ -129,17 +129,14 @@ class StoreStage(wiring.Component):
         parts = [(target, source, g) for target, source in
                  ((acc, self.acc_rd_data), (mult, self.mult), (shift, self.shift))
                  for g in range(groups)]
-        read_load = registered_copies(m, read, len(parts), "read_load")
+        read_valid = registered_copies(m, read, len(parts), "read_valid")
         read_bank = registered_copies(m, bank, len(parts), "read_bank")
         for index, (target, source, g) in enumerate(parts):
-            with m.If(read_load[index]):
+            with m.If(read_valid[index]):
                 m.d.sync += target.word_select(g, width).eq(
                     Mux(read_bank[index], source[1], source[0])[g * width:(g + 1) * width])
-        # The lanes' valid comes from a register with a reset: a copy's stray
-        # value after a reset must not become an output element.
-        read_valid = Signal()
         feed = Signal(groups)
-        m.d.sync += [read_valid.eq(read), feed.eq(Cat(read_valid, feed[:-1]))]
+        m.d.sync += feed.eq(Cat(read_valid[0], feed[:-1]))
 
         def in_its_cycle(value):
             """The lanes' words of `value`: group g's while feed[g] (a one-hot AND-OR)."""
