@@ -107,8 +107,9 @@ BOARDS = {
         accel=AccelConfig(rows=12, cols=12, kernel_max=3, stride_max=2,
                           in_depth=1024, acc_depth=512, requant_lanes=3,
                           requant_digit_bits=16),
-        # 30 MHz: with the PLL at 100 MHz the 12x12 top routes at 55.1 MHz,
-        # with it at 50 MHz router2 did not converge (docs/fpga.md).
+        # 30 MHz: the 12x12 top routes there at 45.8 MHz; with the PLL at
+        # 100 MHz or 50 MHz router2 does not converge on every netlist
+        # (docs/fpga.md).
         pll={"CLKI_DIV": 5, "CLKFB_DIV": 6, "CLKOP_DIV": 20, "CLKOP_CPHASE": 9},
         constraints="ulx3s.lpf", leds=8, dsp="pe+requant",
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM_KBIT": 3744},
