@@ -132,8 +132,7 @@ class ComputeStage(wiring.Component):
                     pass_cycle.eq(0), pixels_done.eq(0),
                     lrow.eq(j.lrow0), lcol.eq(j.lcol0),
                     lrow_pass.eq(j.lrow0), lcol_pass.eq(j.lcol0),
-                    addr.eq(j.base0 + j.lcol0), row_addr.eq(j.base0 + j.lcol0),
-                    pass_addr.eq(j.base0 + j.lcol0), kh_addr.eq(j.base0 + j.lcol0),
+                    *(a.eq(j.base0 + j.lcol0) for a in (addr, row_addr, pass_addr, kh_addr)),
                 ]
         with m.Else():
             m.d.comb += [
@@ -155,8 +154,7 @@ class ComputeStage(wiring.Component):
                 with m.Elif(~last_y):
                     m.d.sync += [*first_x, y.eq(y + 1), last_y.eq(y == row_before_last),
                                  lcol.eq(lcol_pass), lrow.eq(lrow + d.SH[:8]),
-                                 addr.eq(row_addr + job.row_step),
-                                 row_addr.eq(row_addr + job.row_step)]
+                                 *(a.eq(row_addr + job.row_step) for a in (addr, row_addr))]
                 with m.Else():
                     m.d.sync += pixels_done.eq(1)
             with m.If(pass_ends):
@@ -165,13 +163,12 @@ class ComputeStage(wiring.Component):
                 with m.If(~last_kw):
                     m.d.sync += [kw.eq(kw + 1), lcol_pass.eq(lcol_pass + 1), lcol.eq(lcol_pass + 1),
                                  lrow.eq(lrow_pass),
-                                 addr.eq(pass_addr + 1), row_addr.eq(pass_addr + 1),
-                                 pass_addr.eq(pass_addr + 1)]
+                                 *(a.eq(pass_addr + 1) for a in (addr, row_addr, pass_addr))]
                 with m.Else():
                     m.d.sync += [kw.eq(0), kh.eq(kh + 1), lcol_pass.eq(job.lcol0), lcol.eq(job.lcol0),
                                  lrow_pass.eq(lrow_pass + 1), lrow.eq(lrow_pass + 1),
-                                 addr.eq(kh_addr + job.ww), row_addr.eq(kh_addr + job.ww),
-                                 pass_addr.eq(kh_addr + job.ww), kh_addr.eq(kh_addr + job.ww)]
+                                 *(a.eq(kh_addr + job.ww)
+                                   for a in (addr, row_addr, pass_addr, kh_addr))]
             with m.If(job_ends):
                 m.d.comb += self.release.eq(Mux(in_bank, 0b10, 0b01))
                 m.d.sync += [running.eq(0), in_bank.eq(~in_bank)]

@@ -50,7 +50,8 @@ from amaranth.lib.wiring import In, Out
 from .axi import AXI4ReadSignature, AXI4WriteSignature, BURST_INCR, RESP_OKAY
 from .config import AccelConfig
 
-__all__ = ["transfer_limits", "TransferLayout", "BurstLayout", "BurstPlanner", "ReadEngine", "WriteEngine"]
+__all__ = ["transfer_limits", "TransferLayout", "BurstLayout", "BurstPlanner", "ReadEngine",
+           "WriteEngine"]
 
 MAX_BURST = 256       # beats of an AXI4 INCR burst
 BOUNDARY = 4096       # bytes; a burst never crosses a multiple of this
@@ -159,9 +160,9 @@ class BurstPlanner(wiring.Component):
         # "element" (a whole row when the row is contiguous) by shift-and-add.
         p_full = Signal()
         p_addr = Signal(waddr_bits)
-        p_words = Signal(words_bits)          # product accumulator: words per element
-        p_addend = Signal(words_bits)         # the larger factor shifted left by the bits done
-        p_mul = Signal(max(len(cmd.elem_words), elems_bits))            # multiplier bits still to process
+        p_words = Signal(words_bits)  # product accumulator: words per element
+        p_addend = Signal(words_bits) # the larger factor shifted left by the bits done
+        p_mul = Signal(max(len(cmd.elem_words), elems_bits))   # multiplier bits still to process
         p_n_elems = Signal(elems_bits)
         p_elem_pitch = Signal(waddr_bits)
         p_n_rows = Signal(rows_bits)
@@ -173,11 +174,11 @@ class BurstPlanner(wiring.Component):
         cur = Signal(waddr_bits)      # next word to cover
         elem_addr = Signal(waddr_bits)
         row_addr = Signal(waddr_bits)
-        elem_left = Signal(words_bits)        # words of the current element not yet covered
+        elem_left = Signal(words_bits)  # words of the current element not yet covered
         elem_words = Signal(words_bits)
-        elems_left = Signal(elems_bits)       # elements of the row, current one included
+        elems_left = Signal(elems_bits) # elements of the row, current one included
         n_elems = Signal(elems_bits)
-        rows_left = Signal(rows_bits)        # rows, current one included
+        rows_left = Signal(rows_bits)   # rows, current one included
         elem_pitch = Signal(waddr_bits)
         row_pitch = Signal(waddr_bits)
 

@@ -192,6 +192,7 @@ class Dispatcher(wiring.Component):
         mul_b_width = max(21, cfg.axi_addr_width)
         m.submodules.multiplier = mul = SerialMultiplier(24, mul_b_width, 44)
 
+        coord = input_coord(cfg)
         pad_t = desc_signed(d, "PAD_T", 16)
         pad_l = desc_signed(d, "PAD_L", 16)
         kh, kw, sh, sw = d.KH[:8], d.KW[:8], d.SH[:8], d.SW[:8]
@@ -244,18 +245,18 @@ class Dispatcher(wiring.Component):
         ox0 = Signal(16)
         cob = Signal(16)
         cib = Signal(16)
-        lo_y = Signal(input_coord(cfg))           # oy0 * SH - PAD_T: the tile's first input row
-        lo_x = Signal(input_coord(cfg))
+        lo_y = Signal(coord)   # oy0 * SH - PAD_T: the tile's first input row
+        lo_x = Signal(coord)
         in_row_off = Signal(addr)         # lo_y * IN_ROW_PITCH (modulo the address space)
         in_col_off = Signal(addr)         # lo_x * IN_ELEM_PITCH
         out_row = Signal(addr)            # OUT_BASE + oy0 * OUT_ROW_PITCH
         out_tile = Signal(addr)           # out_row + ox0 * OUT_ELEM_PITCH
         in_tile = Signal(addr)            # IN_BASE + wy0 * IN_ROW_PITCH + wx0 * IN_ELEM_PITCH
         in_yx = Signal(addr)
-        last_y_hi = Signal(input_coord(cfg))      # last input row of the last tile row
-        last_x_hi = Signal(input_coord(cfg))
-        span_y = Signal(input_coord(cfg))         # first to last input row of a full tile: span_h - 1
-        span_x = Signal(input_coord(cfg))
+        last_y_hi = Signal(coord)   # last input row of the last tile row
+        last_x_hi = Signal(coord)
+        span_y = Signal(coord)   # first to last input row of a full tile: span_h - 1
+        span_x = Signal(coord)
         # These follow the products they derive from, which are final well
         # before they are read (window_elems is computed two products after
         # last_x, and the others are read from the first tile on).
@@ -269,14 +270,14 @@ class Dispatcher(wiring.Component):
         # The current tile and the job's running addresses.
         th = Signal(tile_size(cfg))
         tw = Signal(tile_size(cfg))
-        iy_lo = Signal(input_coord(cfg))
-        ix_lo = Signal(input_coord(cfg))
-        iy_hi = Signal(input_coord(cfg))
-        ix_hi = Signal(input_coord(cfg))
+        iy_lo = Signal(coord)
+        ix_lo = Signal(coord)
+        iy_hi = Signal(coord)
+        ix_hi = Signal(coord)
         wh = Signal(window_size(cfg))
         ww = Signal(window_size(cfg))
-        lrow0 = Signal(input_coord(cfg))
-        lcol0 = Signal(input_coord(cfg))
+        lrow0 = Signal(coord)
+        lcol0 = Signal(coord)
         base0 = Signal(buffer_offset(cfg))
         row_step = Signal(buffer_offset(cfg))
         in_addr = Signal(addr)
@@ -299,10 +300,10 @@ class Dispatcher(wiring.Component):
         last_tx = Signal()              # the tile is the last of its row / column
         last_ty = Signal()
         # The window clipped to the input: first and last input, minus one and inclusive.
-        first_y_m1 = Signal(input_coord(cfg))
-        first_x_m1 = Signal(input_coord(cfg))
-        clip_y = Signal(input_coord(cfg))
-        clip_x = Signal(input_coord(cfg))
+        first_y_m1 = Signal(coord)
+        first_x_m1 = Signal(coord)
+        clip_y = Signal(coord)
+        clip_x = Signal(coord)
         w_step = prep["w_words"] << (cfg.bus_bytes.bit_length() - 1)   # bus_bytes: a power of 2
         p_step = cfg.p_elem_words * cfg.bus_bytes
 
