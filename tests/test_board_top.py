@@ -137,3 +137,18 @@ def test_board_core_checks():
     with pytest.raises(ValueError, match="baud rate"):
         BoardTop(get_board("icebreaker").__class__(**{
             **vars(get_board("icebreaker")), "baudrate": 4_000_000}))
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_ecp5_reset_goes_through_a_global_buffer(name):
+    """On the ECP5 the synchronised reset drives the design through a DCCA
+    (a global line); elsewhere the synchroniser drives it directly."""
+    board = BOARDS[name]
+    text = board_verilog(board, image="link")
+    buffers = re.findall(r"DCCA reset_buffer \(\s*\.CE\(1'h1\),\s*\.CLKI\((\w+)\),\s*\.CLKO\((\w+)\)",
+                         text)
+    if board.family == "ecp5":
+        assert buffers == [("reset_rst", "rst")]
+        assert re.search(r"\.rst\(rst\)", text), "the core is reset from the buffer's output"
+    else:
+        assert buffers == [] and "DCCA" not in text

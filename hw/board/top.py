@@ -15,7 +15,7 @@ while the bridge handles a frame, the others are off.
 it also synthesises in seconds).
 """
 
-from amaranth import Array, ClockDomain, ClockSignal, Instance, Module, Mux, Signal
+from amaranth import Array, ClockDomain, ClockSignal, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
@@ -146,7 +146,17 @@ class BoardTop(wiring.Component):
             locked = Signal()
             m.submodules.pll = self._ecp5_pll(ClockSignal("sync"), locked)
             m.d.comb += arst.eq(~self.rst_n | ~locked)
-        m.submodules.reset = ResetSynchronizer(arst, domain="sync")
+        # The synchronised reset reaches most flip-flops of the design. On the
+        # ECP5 it goes through a DCCA onto a global line; as a fabric net
+        # (9305 loads on the 12x12 top) it was the critical path.
+        m.domains.reset = ClockDomain("reset")
+        m.d.comb += ClockSignal("reset").eq(ClockSignal("sync"))
+        m.submodules.reset = ResetSynchronizer(arst, domain="reset")
+        if board.family == "ecp5":
+            m.submodules.reset_buffer = Instance("DCCA", i_CLKI=ResetSignal("reset"), i_CE=1,
+                                                 o_CLKO=ResetSignal("sync"))
+        else:
+            m.d.comb += ResetSignal("sync").eq(ResetSignal("reset"))
 
         m.submodules.core = core = self.core
         m.d.comb += [core.uart_rx.eq(self.uart_rx), self.uart_tx.eq(core.uart_tx)]
