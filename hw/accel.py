@@ -46,45 +46,83 @@ class ConvAccel(wiring.Component):
                                                              data_width=cfg.axi_data_width)))
         super().__init__(members)
 
-    def _checks(self, desc, dispatcher):
+    def _checks(self, desc, beyond, dispatcher):
         """[(error name, failed)] of the descriptor checks, in ERROR's order.
 
-        The first failure names the error. The products come from the
-        dispatcher's preparation; each check may assume the earlier ones
-        passed, which keeps those products exact.
+        The first failure names the error. `desc` holds the kept bits of each
+        field, `beyond[name]` says the register was written with a value
+        beyond them: the checks see the whole 32-bit register, as if it were
+        kept (an unsigned field beyond its bits is above every limit and not
+        0). The products come from the dispatcher's preparation; each check
+        may assume the earlier ones passed, which keeps those products exact.
         """
         cfg = self.cfg
         d = desc
         align_mask = cfg.bus_bytes - 1
 
-        def outside(value, low, high):
-            return (value < low) | (value > high)
+        def above(name, high):
+            return (d[name] > high) | beyond[name]
 
-        def overflows(name, bits, signed):
-            value = d[name]
-            if bits == 32:
-                return C(0, 1)
-            if signed:
-                upper = value[bits - 1:]
-                return (upper != 0) & (upper != (1 << (33 - bits)) - 1)
-            return value[bits:] != 0
+        def outside(name, low, high):
+            return (d[name] < low) | above(name, high)
+
+        def zero(*names):
+            return Cat((d[name] == 0) & ~beyond[name] for name in names).any()
 
         aligned_fields = ("IN_BASE", "IN_ELEM_PITCH", "IN_ROW_PITCH", "IN_BLK_PITCH",
                           "OUT_BASE", "OUT_ELEM_PITCH", "OUT_ROW_PITCH", "OUT_BLK_PITCH",
                           "W_BASE", "P_BASE")
         checks = [
-            ("KERNEL", outside(d.KH, 1, cfg.kernel_max) | outside(d.KW, 1, cfg.kernel_max)),
-            ("STRIDE", outside(d.SH, 1, cfg.stride_max) | outside(d.SW, 1, cfg.stride_max)),
-            ("SHAPE", (d.IN_H == 0) | (d.IN_W == 0) | (d.OUT_H == 0) | (d.OUT_W == 0)),
-            ("BLOCKS", (d.CI_BLOCKS == 0) | (d.CO_BLOCKS == 0)),
-            ("TILE", (d.TILE_H == 0) | (d.TILE_W == 0) | (d.TILE_H > cfg.acc_depth)
-                     | (d.TILE_W > cfg.acc_depth) | (dispatcher.tile_pixels > cfg.acc_depth)),
+            ("KERNEL", outside("KH", 1, cfg.kernel_max) | outside("KW", 1, cfg.kernel_max)),
+            ("STRIDE", outside("SH", 1, cfg.stride_max) | outside("SW", 1, cfg.stride_max)),
+            ("SHAPE", zero("IN_H", "IN_W", "OUT_H", "OUT_W")),
+            ("BLOCKS", zero("CI_BLOCKS", "CO_BLOCKS")),
+            ("TILE", zero("TILE_H", "TILE_W") | above("TILE_H", cfg.acc_depth)
+                     | above("TILE_W", cfg.acc_depth)
+                     | (dispatcher.tile_pixels > cfg.acc_depth)),
             ("WINDOW", dispatcher.window_elems > cfg.in_depth),
             ("ALIGN", Cat((d[name] & align_mask) != 0 for name in aligned_fields).any()),
-            ("RANGE", Cat(overflows(*field) for field in DESC_FIELDS).any()),
+            ("RANGE", Cat(beyond.values()).any()),
             ("ACT", d.ACT_MIN[:8].as_signed() > d.ACT_MAX[:8].as_signed()),
         ]
         return checks
+
+    @staticmethod
+    def _desc_registers(m, desc, write, wdata, wstrb):
+        """The descriptor registers: each field keeps its `bits` (stored
+        sign- or zero-extended in `desc`, so a register reads back the value
+        the hardware uses) and, for the byte lanes above them, flags saying
+        whether the last write there left them as the kept value's extension.
+        Returns {name: the register holds a value beyond the field} for the
+        fields narrower than 32 bits (ERROR["RANGE"]). `write[name]` enables
+        a write of `wdata` to the field's register, one enable a byte lane."""
+        beyond = {}
+        for name, bits, signed in DESC_FIELDS:
+            kept = Signal(bits, name=f"desc_{name.lower()}")
+            m.d.comb += desc[name].eq(kept.as_signed() if signed else kept)
+            for lane in range(-(-bits // 8)):
+                part = slice(8 * lane, min(8 * lane + 8, bits))
+                with m.If(write[name] & wstrb[lane]):
+                    m.d.sync += kept[part].eq(wdata[part])
+            if bits == 32:
+                continue
+            # The register bits above the field, a byte lane at a time: all
+            # zero, and (signed fields) all one.
+            lanes = range(bits // 8, 4)
+            zeros = Signal(len(lanes), name=f"desc_{name.lower()}_zeros", init=-1)
+            ones = Signal(len(lanes), name=f"desc_{name.lower()}_ones")
+            for index, lane in enumerate(lanes):
+                upper = wdata.word_select(lane, 8)[bits - 8 * lane if lane == bits // 8 else 0:]
+                with m.If(write[name] & wstrb[lane]):
+                    m.d.sync += zeros[index].eq(upper == 0)
+                    if signed:
+                        m.d.sync += ones[index].eq(upper == (1 << len(upper)) - 1)
+            if signed:
+                sign = kept[bits - 1]
+                beyond[name] = Mux(sign, ~ones.all(), ~zeros.all())
+            else:
+                beyond[name] = ~zeros.all()
+        return beyond
 
     @staticmethod
     def _read_mux(m, axil, readable):
@@ -141,7 +179,8 @@ class ConvAccel(wiring.Component):
         error = Signal()
         error_code = Signal(8)
         irq_enable = Signal()
-        counters = {name: Signal(64, name=f"count_{name.lower()}") for name in COUNTERS}
+        counters = {name: Signal(cfg.counter_width, name=f"count_{name.lower()}")
+                    for name in COUNTERS}
         for stage in (dispatcher, load, compute, store):
             m.d.comb += stage.desc.eq(desc)
 
@@ -155,16 +194,12 @@ class ConvAccel(wiring.Component):
         reg_wstrb = Signal.like(axil.wstrb)
         m.d.sync += [reg_write.eq(axil.write), reg_addr.eq(axil.addr),
                      reg_wdata.eq(axil.wdata), reg_wstrb.eq(axil.wstrb)]
-        with m.If(reg_write):
-            for index, (name, _, _) in enumerate(DESC_FIELDS):
-                with m.If((reg_addr == REG["DESC"] + 4 * index) & ~busy):
-                    # One enable a byte lane: the data goes straight to the flip-flops.
-                    for lane in range(4):
-                        with m.If(reg_wstrb[lane]):
-                            m.d.sync += desc[name].word_select(lane, 8).eq(
-                                reg_wdata.word_select(lane, 8))
-            with m.If(reg_addr == REG["IRQ_ENABLE"]):
-                m.d.sync += irq_enable.eq(reg_wdata[0])
+        # One enable a byte lane: the data goes straight to the flip-flops.
+        desc_write = {name: reg_write & (reg_addr == REG["DESC"] + 4 * index) & ~busy
+                      for index, (name, _, _) in enumerate(DESC_FIELDS)}
+        beyond = self._desc_registers(m, desc, desc_write, reg_wdata, reg_wstrb)
+        with m.If(reg_write & (reg_addr == REG["IRQ_ENABLE"])):
+            m.d.sync += irq_enable.eq(reg_wdata[0])
 
         readable = identification(cfg)
         readable[REG["STATUS"]] = Cat(busy, done, error, C(0, 5), error_code)
@@ -279,7 +314,7 @@ class ConvAccel(wiring.Component):
         # `passed` is the dispatcher's `run` straight from a register (it
         # starts hundreds of the dispatcher's registers): set for the CHECK
         # cycle alone, while the dispatcher waits in PREPARED.
-        checks = self._checks(desc, dispatcher)
+        checks = self._checks(desc, beyond, dispatcher)
         failures = Signal(len(checks))
         passed = Signal()
         m.d.comb += dispatcher.run.eq(passed)

@@ -78,7 +78,8 @@ PREP_PRODUCTS = (
 )
 
 
-# 64-bit performance counters, each as a LO/HI register pair from REG["COUNTERS"].
+# Performance counters of `counter_width` bits (64 by default), each as a LO/HI
+# register pair from REG["COUNTERS"].
 COUNTERS = ("CYCLES", "ACTIVE", "MACS", "BYTES_RD", "BYTES_WR", "STALL")
 
 # Error codes in STATUS[15:8]. 0 means no error.
@@ -102,7 +103,7 @@ REG = {
     "HW_ROWS": 0x008, "HW_COLS": 0x00C, "HW_DATA_WIDTH": 0x010, "HW_ACC_WIDTH": 0x014,
     "HW_AXI_DATA_WIDTH": 0x018, "HW_AXI_ADDR_WIDTH": 0x01C, "HW_KERNEL_MAX": 0x020,
     "HW_STRIDE_MAX": 0x024, "HW_IN_DEPTH": 0x028, "HW_ACC_DEPTH": 0x02C,
-    "HW_REQUANT_LANES": 0x030, "HW_REQUANT_DIGIT_BITS": 0x034,
+    "HW_REQUANT_LANES": 0x030, "HW_REQUANT_DIGIT_BITS": 0x034, "HW_COUNTER_WIDTH": 0x038,
     "CTRL": 0x040,       # W: bit0 start (ignored while busy), bit1 clear done/error
     "STATUS": 0x044,     # R: bit0 busy, bit1 done, bit2 error, bits 15:8 error code
     "IRQ_ENABLE": 0x048, # RW: bit0 drives the irq output from STATUS.done
@@ -164,6 +165,8 @@ class AccelConfig:
     requant_digit_bits: int = 8   # digits of the lanes' 32 x 32 product: 8 (sixteen
                                   # 8 x 8 products, for LUT logic) or 16 (four 16 x 16
                                   # unsigned products, one DSP block each)
+    counter_width: int = 64       # bits of each performance counter (32..64), which
+                                  # wraps there; the HI register holds the bits above 32
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, 64)
@@ -177,6 +180,7 @@ class AccelConfig:
         _check_int("in_depth", self.in_depth, 16, 1 << 16)
         _check_int("acc_depth", self.acc_depth, 16, 1 << 16)
         _check_int("requant_lanes", self.requant_lanes, 0, self.cols)
+        _check_int("counter_width", self.counter_width, 32, 64)
         if type(self.requant_digit_bits) is not int or self.requant_digit_bits not in (8, 16):
             raise ConfigError(f"requant_digit_bits must be 8 or 16, not "
                               f"{self.requant_digit_bits!r}")

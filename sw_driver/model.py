@@ -51,15 +51,16 @@ def decode_descriptor(raw):
     values, out_of_range = {}, []
     for name, bits, signed in DESC_FIELDS:
         register = raw[name]
-        kept = register & ((1 << bits) - 1)
-        whole = register
-        if signed:
-            kept -= (kept >> (bits - 1)) << bits
-            whole -= (register >> 31) << 32
-        values[name] = kept
-        if whole != kept:
+        values[name] = kept = _kept(register, bits, signed)
+        if (register - ((register >> 31) << 32) if signed else register) != kept:
             out_of_range.append(name)
     return values, out_of_range
+
+
+def _kept(register, bits, signed):
+    """The low `bits` bits of a 32-bit register value, sign-extended if `signed`."""
+    kept = register & ((1 << bits) - 1)
+    return kept - ((kept >> (bits - 1)) << bits) if signed else kept
 
 
 def check_descriptor(cfg, raw):
@@ -143,6 +144,7 @@ class ModelTransport(Transport):
         self.memory = np.zeros(mem_size, dtype=np.uint8)
         self._identification = identification(cfg)
         self._desc_names = {desc_offset(name): name for name, _, _ in DESC_FIELDS}
+        self._desc_widths = {name: (bits, signed) for name, bits, signed in DESC_FIELDS}
         self._counter_halves = {}
         for name in COUNTERS:
             self._counter_halves[counter_offset(name)] = (name, 0)
@@ -162,7 +164,9 @@ class ModelTransport(Transport):
                              f"0..{REGISTER_SPACE - 4:#x}, not {offset!r}")
 
     def read_reg(self, offset):
-        """Register value at byte `offset`; unmapped and write-only registers read 0."""
+        """Register value at byte `offset`; unmapped and write-only registers read 0.
+        A descriptor register reads its field's kept bits (`decode_descriptor`),
+        as a 32-bit value."""
         self._check_offset(offset)
         if offset in self._identification:
             return self._identification[offset]
@@ -171,10 +175,14 @@ class ModelTransport(Transport):
         if offset == REG["IRQ_ENABLE"]:
             return self._irq_enable
         if offset in self._desc_names:
-            return self._desc[self._desc_names[offset]]
+            # The hardware keeps a field's bits, so that is what reads back.
+            name = self._desc_names[offset]
+            bits, signed = self._desc_widths[name]
+            return _kept(self._desc[name], bits, signed) & _WORD_MASK
         if offset in self._counter_halves:
             name, shift = self._counter_halves[offset]
-            return (self._counters[name] >> shift) & _WORD_MASK
+            counter = self._counters[name] & ((1 << self.cfg.counter_width) - 1)   # it wraps
+            return (counter >> shift) & _WORD_MASK
         return 0
 
     def write_reg(self, offset, value):

@@ -49,7 +49,8 @@ def test_conv_bit_exact(shape, layer):
     # Fewer lanes than int8 outputs fit a bus word, with DSP-style digits: the
     # iCEBreaker's configuration, and lanes that do not divide the columns.
     AccelConfig(rows=2, cols=2, axi_data_width=32, axi_addr_width=16, kernel_max=3,
-                stride_max=2, in_depth=64, acc_depth=32, requant_lanes=1, requant_digit_bits=16),
+                stride_max=2, in_depth=64, acc_depth=32, requant_lanes=1, requant_digit_bits=16,
+                counter_width=32),
     AccelConfig(rows=3, cols=5, acc_depth=16, in_depth=64, requant_lanes=2,
                 requant_digit_bits=16),
 ], ids=["8x8", "icebreaker", "3x5-2-lanes"])
@@ -86,14 +87,19 @@ def test_identification_registers():
 
 
 def test_register_file_reads():
-    """Every descriptor register reads back what was written, CTRL (write-only)
-    and unmapped addresses in and between the read multiplexer's groups read 0."""
+    """Every descriptor register reads back the value the hardware keeps: what
+    was written when it fits the field, else its low bits (sign-extended for
+    signed fields, as model reads them); CTRL (write-only) and unmapped
+    addresses in and between the read multiplexer's groups read 0."""
     with PysimTransport(AccelConfig()) as transport:
-        for index, (name, bits, _) in enumerate(DESC_FIELDS):
-            transport.write_reg(desc_offset(name), (0x9E3779B9 * (index + 1)) & ((1 << bits) - 1))
-        for index, (name, bits, _) in enumerate(DESC_FIELDS):
-            assert transport.read_reg(desc_offset(name)) == \
-                (0x9E3779B9 * (index + 1)) & ((1 << bits) - 1), name
+        for pattern in (0x9E3779B9, 0x7F4A7C15):
+            written = {name: (pattern * (index + 1)) & 0xFFFF_FFFF
+                       for index, (name, _, _) in enumerate(DESC_FIELDS)}
+            for name, value in written.items():
+                transport.write_reg(desc_offset(name), value)
+            kept, _ = decode_descriptor(written)
+            for name, value in kept.items():
+                assert transport.read_reg(desc_offset(name)) == value & 0xFFFF_FFFF, name
         assert transport.read_reg(REG["VERSION"]) != 0
         for unmapped in (REG["CTRL"], 0x030, 0x07C, REG["DESC"] + 4 * len(DESC_FIELDS),
                          0x200, 0xFFC):
@@ -129,6 +135,8 @@ BAD = [
     ("WINDOW", dict(TILE_H=32, TILE_W=32, SH=4, SW=4)),
     ("ALIGN", dict(OUT_ROW_PITCH=12)), ("ALIGN", dict(W_BASE=0x2004)),
     ("RANGE", dict(PAD_T=1 << 16)), ("RANGE", dict(MODE=2)), ("RANGE", dict(OUT_ZP=200)),
+    # The checks see the whole register: KH's kept bits are 3, IN_H's 0.
+    ("KERNEL", dict(KH=0x103)), ("RANGE", dict(IN_H=0x10000)), ("RANGE", dict(PAD_L=-40000)),
     ("ACT", dict(ACT_MIN=5, ACT_MAX=4)),
 ]
 
@@ -159,6 +167,30 @@ def test_invalid_descriptors_are_refused():
         transport.write_reg(REG["CTRL"], CTRL_START)
         transport.wait_done(5000)
         assert transport.read_reg(REG["STATUS"]) == STATUS_DONE
+
+
+def test_range_follows_byte_lane_writes():
+    """A field's range check sees the register its byte-lane writes left,
+    though only the field's bits are kept (and read back)."""
+    with PysimTransport(AccelConfig()) as transport:
+        transport.write_reg(REG["IRQ_ENABLE"], 1)
+        pad_t = desc_offset("PAD_T")
+        for writes, expected, reads in (
+                ([(0xFFFF_FFFF, 0b1111)], None, 0xFFFF_FFFF),                      # -1
+                ([(0xFFFF_FFFF, 0b1111), (0, 0b0010)], "RANGE", 0xFF),            # 0xFFFF00FF
+                ([(0xFFFF_FFFF, 0b1111), (0, 0b1100)], "RANGE", 0xFFFF_FFFF),     # 0x0000FFFF
+                ([(0x0001_0001, 0b1111), (0, 0b0100)], None, 1),                  # 0x00000001
+                ([(1, 0b1111), (0xFF00_0000, 0b1000)], "RANGE", 1)):              # 0xFF000001
+            for name, value in VALID.items():
+                transport.write_reg(desc_offset(name), value & 0xFFFF_FFFF)
+            for value, strobes in writes:
+                transport.write_reg(pad_t, value, strobes=strobes)
+            assert transport.read_reg(pad_t) == reads, writes
+            transport.write_reg(REG["CTRL"], CTRL_CLEAR)
+            transport.write_reg(REG["CTRL"], CTRL_START)
+            transport.wait_done(5000)
+            code = (transport.read_reg(REG["STATUS"]) >> 8) & 0xFF
+            assert code == (ERROR[expected] if expected else 0), writes
 
 
 def test_descriptor_is_locked_while_busy():

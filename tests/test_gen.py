@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
     (["--requant-lanes", "-1"], "requant_lanes must be in 0..8, not -1"),
     (["--requant-digit-bits", "12"], "requant_digit_bits must be 8 or 16, not 12"),
     (["--requant-digit-bits", "32"], "requant_digit_bits must be 8 or 16, not 32"),
+    (["--counter-width", "16"], "counter_width must be in 32..64, not 16"),
+    (["--counter-width", "65"], "counter_width must be in 32..64, not 65"),
 ])
 def test_invalid_parameters_are_refused(arguments, message, tmp_path, capsys):
     assert main([*arguments, "--out-dir", str(tmp_path)]) == 2

@@ -506,8 +506,15 @@ def test_register_file():
     model = ModelTransport(CONFIGS["8x8"])
     for index, (name, _, _) in enumerate(DESC_FIELDS):
         model.write_reg(desc_offset(name), 0xFFFF_0000 + index)
-    for index, (name, _, _) in enumerate(DESC_FIELDS):
-        assert model.read_reg(desc_offset(name)) == 0xFFFF_0000 + index
+    # A register reads back its field's bits, sign-extended for signed fields.
+    for index, (name, bits, signed) in enumerate(DESC_FIELDS):
+        kept = (0xFFFF_0000 + index) & ((1 << bits) - 1)
+        if signed and kept >> (bits - 1):
+            kept |= 0xFFFF_FFFF ^ ((1 << bits) - 1)
+        assert model.read_reg(desc_offset(name)) == kept, name
+    assert model.read_reg(desc_offset("IN_BASE")) == 0xFFFF_0000
+    assert model.read_reg(desc_offset("KH")) == 16
+    assert model.read_reg(desc_offset("PAD_T")) == 0x14
     model.write_reg(REG["IRQ_ENABLE"], 0xFFFF_FFFF)
     assert model.read_reg(REG["IRQ_ENABLE"]) == 1
     for offset in (REG["CTRL"], 0x060, 0x3FC, 0xFFC):

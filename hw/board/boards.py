@@ -92,9 +92,10 @@ BOARDS = {
         osc_hz=12_000_000, clk_hz=12_000_000, mem_bytes=4096,
         # 2x2 PEs and one requantisation lane of four 16 x 16 products: the 8
         # SB_MAC16s.
+        # 32-bit counters: they wrap after 358 s at 12 MHz.
         accel=AccelConfig(rows=2, cols=2, axi_data_width=32, axi_addr_width=16,
                           kernel_max=3, stride_max=2, in_depth=64, acc_depth=32,
-                          requant_lanes=1, requant_digit_bits=16),
+                          requant_lanes=1, requant_digit_bits=16, counter_width=32),
         constraints="icebreaker.pcf", leds=2, led_active_low=True, dsp="pe+requant",
         resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM_KBIT": 120},
         notes="iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR (4 kbit each)",
