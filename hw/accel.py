@@ -323,6 +323,30 @@ class ConvAccel(wiring.Component):
             code = Mux(failures[index], ERROR[name], code)
         stages_idle = ~(load.busy | compute.busy | store.busy | load.job_valid
                         | compute.job_valid | store.job_valid) & reader.idle & writer.idle
+        # The counters count their events a cycle late, from registers: a
+        # beat is an AXI handshake, whose ready may come from far away (the
+        # board's memory and UART bridge). So does their enable, `busy`, from
+        # one registered copy a counter (the one register drove 382 of the
+        # 12x12 top's flip-flop enables). Nothing is lost at either end: no
+        # event happens while idle, and the last one is many cycles before
+        # the run ends (the write response, the stages' pipelines). Written
+        # before the control below, so that the reset at start has priority
+        # over the last count of the run before.
+        active = Signal()
+        read_beat = Signal()
+        write_beat = Signal()
+        m.d.sync += [active.eq(compute.active), read_beat.eq(reader.beats),
+                     write_beat.eq(writer.beats)]
+        counting = dict(zip(COUNTERS, registered_copies(m, busy, len(COUNTERS), "counting")))
+        events = {
+            "CYCLES": 1, "ACTIVE": active, "MACS": Mux(active, cfg.pes, 0),
+            "BYTES_RD": Mux(read_beat, cfg.bus_bytes, 0),
+            "BYTES_WR": Mux(write_beat, cfg.bus_bytes, 0), "STALL": ~active,
+        }
+        for name, counter in counters.items():
+            with m.If(counting[name]):
+                m.d.sync += counter.eq(counter + events[name])
+
         with m.If(clear):
             m.d.sync += [done.eq(0), error.eq(0), error_code.eq(0)]
         with m.FSM():
@@ -348,25 +372,6 @@ class ConvAccel(wiring.Component):
                 with m.If(dispatcher.done & stages_idle):
                     m.d.sync += [busy.eq(0), done.eq(1)]
                     m.next = "IDLE"
-        # The counters count their events a cycle late, from registers: a
-        # beat is an AXI handshake, whose ready may come from far away (the
-        # board's memory and UART bridge). Nothing is lost at either end: no
-        # event happens while idle, and the last one is many cycles before
-        # the run ends (the write response, the stages' pipelines).
-        active = Signal()
-        read_beat = Signal()
-        write_beat = Signal()
-        m.d.sync += [active.eq(compute.active), read_beat.eq(reader.beats),
-                     write_beat.eq(writer.beats)]
-        with m.If(busy):
-            m.d.sync += [
-                counters["CYCLES"].eq(counters["CYCLES"] + 1),
-                counters["ACTIVE"].eq(counters["ACTIVE"] + active),
-                counters["MACS"].eq(counters["MACS"] + Mux(active, cfg.pes, 0)),
-                counters["BYTES_RD"].eq(counters["BYTES_RD"] + Mux(read_beat, cfg.bus_bytes, 0)),
-                counters["BYTES_WR"].eq(counters["BYTES_WR"] + Mux(write_beat, cfg.bus_bytes, 0)),
-                counters["STALL"].eq(counters["STALL"] + ~active),
-            ]
         dma_error = Signal()
         with m.If(busy & (reader.error | writer.error) & ~dma_error):
             m.d.sync += [dma_error.eq(1), error.eq(1),

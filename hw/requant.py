@@ -14,6 +14,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
+from .fanout import registered_copies
 
 __all__ = ["RequantLane", "Requantizer"]
 
@@ -29,10 +30,13 @@ class LaneParams(data.Struct):
 
 
 class RequantLane(wiring.Component):
-    """One requantisation lane, ten registered stages of at most one carry chain,
-    one digit product or one barrel shifter each, so that it clocks like the PE
-    array. Stages 1-5 compute the exact 64-bit product `acc * mult` from digits
-    of `digit_bits` bits:
+    """One requantisation lane, eleven registered stages of at most one carry
+    chain, one digit product or one barrel shifter each, so that it clocks
+    like the PE array. Stage 0 registers the inputs (they come through the
+    store stage's channel-group multiplexer, and on the ECP5 12x12 top the
+    route from it into the first carry chain was the critical path). Stages
+    1-5 compute the exact 64-bit product `acc * mult` from digits of
+    `digit_bits` bits:
 
     - 8 (LUT logic): 1. the sixteen 8 x 8 digit products (the top digits
       signed); 2-5. their sum, one adder level a stage;
@@ -52,8 +56,8 @@ class RequantLane(wiring.Component):
     the result is `act_max`, as `min(max(x, act_min), act_max)` gives.
     """
 
-    latency = 10
-    PRODUCT_STAGE = 5
+    latency = 11
+    PRODUCT_STAGE = 5           # counted from the registered inputs (stage 0)
 
     def __init__(self, digit_bits=8):
         if digit_bits not in (8, 16):
@@ -69,16 +73,22 @@ class RequantLane(wiring.Component):
             "valid": In(1),
             "result": Out(signed(8)),
             "valid_out": Out(1),
+            "valid_early": Out(1),      # valid_out one cycle ahead
         })
 
     def elaborate(self, platform):
         m = Module()
 
-        # params[k] is the input parameters delayed by k cycles: stage s, which
-        # reads the values registered by stage s - 1, uses params[s - 1].
+        # Stage 0: the inputs, registered.
+        acc = Signal(signed(32), name="acc_in", reset_less=True)
+        mult = Signal(signed(32), name="mult_in", reset_less=True)
+        m.d.sync += [acc.eq(self.acc), mult.eq(self.mult)]
+        # params[k] is the registered parameters delayed by k more cycles:
+        # stage s, which reads the values registered by stage s - 1, uses
+        # params[s - 1].
         params = [Signal(LaneParams, name=f"params_{k}", reset_less=True)
-                  for k in range(self.latency)]
-        m.d.comb += [
+                  for k in range(self.latency - 1)]
+        m.d.sync += [
             params[0].shift.eq(self.shift),
             params[0].zero_point.eq(self.zero_point),
             params[0].act_min.eq(self.act_min),
@@ -86,18 +96,17 @@ class RequantLane(wiring.Component):
         ]
         m.d.sync += [later.eq(earlier) for earlier, later in zip(params, params[1:])]
 
-        valid = self.valid
-        for stage in range(1, self.latency + 1):
-            delayed = Signal(name=f"valid_{stage}")
-            m.d.sync += delayed.eq(valid)
-            valid = delayed
-        m.d.comb += self.valid_out.eq(valid)
+        valids = [self.valid]
+        for stage in range(self.latency):
+            valids.append(Signal(name=f"valid_{stage}"))
+            m.d.sync += valids[-1].eq(valids[-2])
+        m.d.comb += [self.valid_early.eq(valids[-2]), self.valid_out.eq(valids[-1])]
 
         # |acc * mult| <= 2**62, so the 64-bit product and its partial sums never wrap.
         if self.digit_bits == 8:
-            product = self._signed_digit_product(m)
+            product = self._signed_digit_product(m, acc, mult)
         else:
-            product = self._magnitude_product(m)
+            product = self._magnitude_product(m, acc, mult)
         product_stage = self.PRODUCT_STAGE
 
         # Stage 6: gemmlowp adds 2**30 (product >= 0) or 1 - 2**30 (product < 0)
@@ -158,7 +167,7 @@ class RequantLane(wiring.Component):
             terms = pairs
         return terms[0][0], level
 
-    def _signed_digit_product(self, m):
+    def _signed_digit_product(self, m, acc, mult):
         """Stages 1-5 for 8-bit digits: a = sum_k a_k * 2**(8k) with the top
         digit signed, 16 digit products and a tree of adders. An 8 x 8 product
         is a few LUT levels where no DSP is left for it."""
@@ -166,8 +175,8 @@ class RequantLane(wiring.Component):
             return [value[8 * k:8 * k + 8].as_signed() if k == 3 else value[8 * k:8 * k + 8]
                     for k in range(4)]
         terms = []
-        for k, acc_digit in enumerate(digits(self.acc)):
-            for j, mult_digit in enumerate(digits(self.mult)):
+        for k, acc_digit in enumerate(digits(acc)):
+            for j, mult_digit in enumerate(digits(mult)):
                 partial = Signal(signed(17), name=f"partial_{k}_{j}", reset_less=True)
                 m.d.sync += partial.eq(acc_digit * mult_digit)
                 terms.append((partial, 8 * (k + j)))
@@ -176,18 +185,18 @@ class RequantLane(wiring.Component):
         assert 1 + levels == self.PRODUCT_STAGE
         return product
 
-    def _magnitude_product(self, m):
+    def _magnitude_product(self, m, acc, mult):
         """Stages 1-5 for 16-bit digits: unsigned digits of the magnitudes, so
         that each product is one unsigned 16 x 16 multiplier (an SB_MAC16 or a
         MULT18X18D) with registered operands and product."""
         magnitudes = []
-        for name, value in (("acc", self.acc), ("mult", self.mult)):
+        for name, value in (("acc", acc), ("mult", mult)):
             magnitude = Signal(32, name=f"{name}_magnitude", reset_less=True)   # 2**31 fits
             m.d.sync += magnitude.eq(Mux(value < 0, -value, value))
             magnitudes.append(magnitude)
         negative = [Signal(name=f"negative_{stage}", reset_less=True)
                     for stage in range(1, self.PRODUCT_STAGE)]
-        m.d.sync += negative[0].eq(self.acc[31] ^ self.mult[31])
+        m.d.sync += negative[0].eq(acc[31] ^ mult[31])
         m.d.sync += [later.eq(earlier) for earlier, later in zip(negative, negative[1:])]
         acc_magnitude, mult_magnitude = magnitudes
         terms = []
@@ -216,7 +225,9 @@ class Requantizer(wiring.Component):
     low 5 bits of each shift are used (shift taken modulo 32). `zero_point`,
     `act_min` and `act_max` are shared by all lanes. `result` is `lanes` x 8
     bits (int8) and `raw` is `acc` delayed by the same `latency`, so one mux
-    picks the output mode.
+    picks the output mode. `valid_out_copies` are `cfg.requant_groups`
+    registered copies of `valid_out`, one for each channel group's part of
+    its fan-out.
     """
 
     def __init__(self, cfg):
@@ -236,6 +247,7 @@ class Requantizer(wiring.Component):
             "result": Out(8 * lanes),
             "raw": Out(32 * lanes),
             "valid_out": Out(1),
+            "valid_out_copies": Out(cfg.requant_groups),
         })
 
     def elaborate(self, platform):
@@ -260,8 +272,13 @@ class Requantizer(wiring.Component):
                 lane.valid.eq(self.valid),
                 result[index].eq(lane.result),
             ]
-        # Every lane has the same latency; lane 0's flag stands for all.
+        # Every lane has the same latency; lane 0's flag stands for all. Its
+        # registered copies, one for each of the store stage's channel groups,
+        # are the same flag (on the 12x12 the one register drove 363 enables).
         m.d.comb += self.valid_out.eq(lane_units[0].valid_out)
+        copies = registered_copies(m, lane_units[0].valid_early, self.cfg.requant_groups,
+                                   "valid_out_copy")
+        m.d.comb += self.valid_out_copies.eq(Cat(copies))
 
         # The raw accumulators wait `latency` cycles in a circular buffer
         # (a block or LUT RAM, not latency x 32 flip-flops a lane): written

@@ -136,14 +136,19 @@ class StoreStage(wiring.Component):
                 m.d.sync += target.word_select(g, width).eq(
                     Mux(read_bank[index], source[1], source[0])[g * width:(g + 1) * width])
         feed = Signal(groups)
-        m.d.sync += feed.eq(Cat(read_valid[0], feed[:-1]))
+        feed_next = Cat(read_valid[0], feed[:-1])
+        m.d.sync += feed.eq(feed_next)
+        # The same one-hot group select again for each lane (one register a
+        # group drove about 210 multiplexers on the 12x12 top).
+        lane_feeds = registered_copies(m, feed_next, lanes, "lane_feed")
 
         def in_its_cycle(value):
             """The lanes' words of `value`: group g's while feed[g] (a one-hot AND-OR)."""
             if groups == 1:
                 return value
-            return functools.reduce(operator.or_, (Mux(feed[g], value.word_select(g, width), 0)
-                                                   for g in range(groups)))
+            return Cat(functools.reduce(operator.or_, (
+                Mux(lane_feed[g], value.word_select(g * lanes + lane, 32), 0)
+                for g in range(groups))) for lane, lane_feed in enumerate(lane_feeds))
 
         m.d.comb += [rq.acc.eq(in_its_cycle(acc)), rq.mult.eq(in_its_cycle(mult)),
                      rq.shift.eq(in_its_cycle(shift))]
@@ -159,15 +164,19 @@ class StoreStage(wiring.Component):
         result = rq.result
         raw = rq.raw
         if groups > 1:
+            # A shift register of the earlier groups' results, each group on
+            # its own copy of the requantiser's valid.
             out_group = Signal(range(groups))
             earlier_results = Signal((groups - 1) * lanes * 8, reset_less=True)
             earlier_raw = Signal((groups - 1) * lanes * 32, reset_less=True)
-            with m.If(rq.valid_out):
-                m.d.sync += [
-                    out_group.eq(Mux(out_group == groups - 1, 0, out_group + 1)),
-                    earlier_results.eq(Cat(earlier_results[lanes * 8:], rq.result)),
-                    earlier_raw.eq(Cat(earlier_raw[lanes * 32:], rq.raw)),
-                ]
+            with m.If(rq.valid_out_copies[-1]):
+                m.d.sync += out_group.eq(Mux(out_group == groups - 1, 0, out_group + 1))
+            for g in range(groups - 1):
+                results_in = Cat(earlier_results, rq.result).word_select(g + 1, lanes * 8)
+                raw_in = Cat(earlier_raw, rq.raw).word_select(g + 1, lanes * 32)
+                with m.If(rq.valid_out_copies[g]):
+                    m.d.sync += [earlier_results.word_select(g, lanes * 8).eq(results_in),
+                                 earlier_raw.word_select(g, lanes * 32).eq(raw_in)]
             result = Cat(earlier_results, rq.result)
             raw = Cat(earlier_raw, rq.raw)
             last_group = out_group == groups - 1

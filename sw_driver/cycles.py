@@ -56,9 +56,9 @@ class Timing:
     read_latency: int = 8       # memory: read request to its first data beat
     pass_min: int = 3           # shortest tap pass (hw.compute.PASS_MIN)
     acc_handoff: int = 7        # last pixel issued to the accumulator bank seen full
-    store_first_word: int = 16  # store accepts a tile to its first output word
+    store_first_word: int = 17  # store accepts a tile to its first output word
     store_fifo: int = 16        # output elements the store may read ahead of the bus
-    store_release: int = 14     # last accumulator read to the bank seen free
+    store_release: int = 15     # last accumulator read to the bank seen free
     finish: int = 4             # last output word to STATUS.done (write response)
     reject: int = 2             # start to STATUS.done for a refused descriptor, less
                                 # `prepare_cycles`

@@ -358,7 +358,7 @@ def valid_fields():
 
 def test_run_descriptor_returns_the_counters():
     accel = Accelerator(ModelTransport(CONFIGS["8x8"]))
-    assert accel.run_descriptor(valid_fields())["CYCLES"] == 146
+    assert accel.run_descriptor(valid_fields())["CYCLES"] == 147
     cropped = {**valid_fields(), "PAD_T": -1, "PAD_L": -1}     # signed fields as ints
     assert accel.run_descriptor(cropped) == simulate(CONFIGS["8x8"], cropped)
 
@@ -391,7 +391,7 @@ def test_run_descriptor_checks_the_fields():
 def test_time_out_budget():
     """A device 100 times slower than the driver's cycle model misses the budget."""
     slow = ModelTransport(CONFIGS["8x8"], timing=Timing(read_latency=100_000))
-    with pytest.raises(DoneTimeout, match="not done after 10584 cycles"):
+    with pytest.raises(DoneTimeout, match="not done after 10588 cycles"):
         Accelerator(slow).run_descriptor(valid_fields())
 
 

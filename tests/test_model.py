@@ -6,6 +6,7 @@ compared with `conv2d_reference` and a scalar requantisation written here
 from the gemmlowp definitions.
 """
 
+from dataclasses import replace
 import numpy as np
 import pytest
 
@@ -375,24 +376,24 @@ PREPARED = 3 + 6 + 3 + 3 + 2 + 2 + 4 + 4 + 4 + 4 + 3 + 3 + 4 + 4 + 3 + 2
 def test_counters_of_one_job():
     """dispatch 8 + 54 = 62; load 62 + 4 + read latency 8 + (12 params + 8
     weight + 4 input beats) + 1 = 99; compute 99..103 (4 pixels); store accepts
-    103 + 7 = 110, words 126..142 (4 int32 elements of 4 words); done 142 + 4 = 146."""
+    103 + 7 = 110, words 127..143 (4 int32 elements of 4 words); done 143 + 4 = 147."""
     model = ModelTransport(CONFIGS["8x8"])
     fields = one_by_one()
     assert prepare_cycles(CONFIGS["8x8"], fields) + first_tile_cycles(fields) == PREPARED == 54
     status, waited, counters = run(model, fields)
     assert status == STATUS_DONE
-    assert waited == 146
-    assert counters == {"CYCLES": 146, "ACTIVE": 4, "MACS": 256, "BYTES_RD": 24 * 8,
-                        "BYTES_WR": 16 * 8, "STALL": 142}
+    assert waited == 147
+    assert counters == {"CYCLES": 147, "ACTIVE": 4, "MACS": 256, "BYTES_RD": 24 * 8,
+                        "BYTES_WR": 16 * 8, "STALL": 143}
 
 
 def test_counters_of_two_pipelined_jobs():
     """CI_BLOCKS = 2: job 0 loads 62..99 and computes 99..103; job 1 loads from
     99, weights first (5 cycles to the request) with no params: 99 + 5 + 8 + 12 +
-    1 = 125, computes 125..129; store 136, words 152..168; done 172."""
+    1 = 125, computes 125..129; store 136, words 153..169; done 173."""
     model = ModelTransport(CONFIGS["8x8"])
     _, waited, counters = run(model, one_by_one(CI_BLOCKS=2))
-    assert waited == counters["CYCLES"] == 172
+    assert waited == counters["CYCLES"] == 173
     assert counters["ACTIVE"] == 8
     assert counters["BYTES_RD"] == (24 + 12) * 8
 
@@ -527,13 +528,15 @@ def test_register_file():
         model.write_reg(REG["IRQ_ENABLE"], -1)
 
 
-def test_counters_are_64_bit_lo_hi_pairs():
-    timing = Timing(read_latency=(1 << 32) + 5)
-    model = ModelTransport(CONFIGS["8x8"], timing=timing)
+@pytest.mark.parametrize("width", [64, 33, 32])
+def test_counters_are_lo_hi_pairs_that_wrap_at_their_width(width):
+    timing = Timing(read_latency=(3 << 32) + 5)
+    model = ModelTransport(replace(CONFIGS["8x8"], counter_width=width), timing=timing)
     _, waited, counters = run(model, one_by_one())
-    assert waited == counters["CYCLES"] == 146 - 8 + (1 << 32) + 5
-    assert model.read_reg(counter_offset("CYCLES") + 4) == 1
-    assert model.read_reg(counter_offset("CYCLES")) == 146 - 8 + 5
+    assert waited == 147 - 8 + (3 << 32) + 5
+    assert counters["CYCLES"] == waited % (1 << width)
+    assert model.read_reg(counter_offset("CYCLES") + 4) == {64: 3, 33: 1, 32: 0}[width]
+    assert model.read_reg(counter_offset("CYCLES")) == 147 - 8 + 5
 
 
 def test_busy_done_clear_and_irq():
@@ -546,7 +549,7 @@ def test_busy_done_clear_and_irq():
     with pytest.raises(DoneTimeout, match="not done after 50 cycles"):
         model.wait_done(50)
     assert model.read_reg(REG["STATUS"]) == STATUS_BUSY
-    assert model.wait_done(96) == 96                      # 146 in all
+    assert model.wait_done(97) == 97                      # 147 in all
     assert model.read_reg(REG["STATUS"]) == STATUS_DONE and model.irq
     assert model.wait_done(0) == 0                        # already done
     model.write_reg(REG["IRQ_ENABLE"], 0)

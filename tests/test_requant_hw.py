@@ -103,7 +103,7 @@ def check_latency(valid, samples, latency):
 
 
 def test_lane_latency():
-    assert RequantLane.latency == RequantLane().latency == RequantLane(16).latency == 10
+    assert RequantLane.latency == RequantLane().latency == RequantLane(16).latency == 11
 
 
 @pytest.mark.parametrize("digit_bits", [8, 16])
