@@ -14,10 +14,12 @@ With times in cycles after the start:
                                    acc bank free if cib == 0)
     its release[j]         c + KH*KW*max(th*tw, pass_min)
     tile-cob t complete    release[last job] + acc_handoff
-    store accepts t        s = max(store idle, tile complete)
+    store accepts t        s = max(store idle, tile complete), store idle G cycles after
+                           its last pixel read
     its pixels             read one every G = cfg.requant_groups cycles
     its words              from max(s + store_first_word + G - 1, previous words end),
-                           th*tw*out_elem_words of them, one per cycle
+                           th*tw*out_elem_words of them, one per cycle, but a pixel's
+                           no earlier than G cycles after the pixel before
     acc bank free          last accumulator read + store_release + G - 1
     done                   last words end + finish
 
@@ -196,11 +198,14 @@ def simulate(cfg, desc, timing=DEFAULT_TIMING):
         load_idle, release_2, release_1, _ = _repeat(later_job, jobs, ci_blocks - 1)
         accept = max(store_idle, release_1 + timing.acc_handoff)
         words_start = max(accept + timing.store_first_word + groups - 1, words_end)
-        words_end = words_start + pixels * out_words
+        # A pixel's words follow its last channel group: with fewer lanes than
+        # words a pixel (requant_groups > out_words) the lanes set the pace.
+        words_end = words_start + (pixels - 1) * max(groups, out_words) + out_words
         last_read = max(accept + 1 + (pixels - 1) * groups,
                         words_start + (pixels - timing.store_fifo) * out_words)
+        # The next tile's first read also waits out the last pixel's groups.
         return (load_idle, release_2, release_1, acc_free_1,
-                last_read + timing.store_release + groups - 1, last_read + 1, words_end)
+                last_read + timing.store_release + groups - 1, last_read + groups, words_end)
 
     def tile_row(state, th, wh):
         for (tw, ww), count in cols:

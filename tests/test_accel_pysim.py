@@ -76,6 +76,33 @@ def test_requantised_output_and_small_tiles(cfg):
         (stats["cycles"], model_stats["cycles"])
 
 
+@pytest.mark.parametrize("cfg", [
+    AccelConfig(acc_depth=16, in_depth=64, requant_lanes=1),
+    AccelConfig(rows=3, cols=5, acc_depth=16, in_depth=64, requant_lanes=2,
+                requant_digit_bits=16),
+], ids=["8x8-1-lane", "3x5-2-lanes"])
+def test_few_lanes_set_the_pace_of_a_pointwise_layer(cfg):
+    """A 1x1 convolution computes a pixel in fewer cycles than the lanes take
+    for its channels: the store stage is the bottleneck, and the cycle model
+    follows it."""
+    rng = np.random.default_rng(11)
+    x, weight, bias = random_layer(rng, 10, 9, (1, 1), h=6, w=7)
+    requant = dict(multiplier=np.full(9, 1 << 30, np.int32), shift=np.full(9, 3, np.int32),
+                   zero_point=1, act_min=-128, act_max=127)
+
+    def run(accel):
+        return accel.conv2d(x, weight, bias, requant=requant)
+
+    with PysimTransport(cfg) as transport:
+        y, stats = run(Accelerator(transport))
+    with ModelTransport(cfg) as model:
+        expected, model_stats = run(Accelerator(model))
+    assert np.array_equal(y, expected)
+    assert stats["cycles"] > 40 * cfg.requant_groups, "the store stage sets the pace"
+    assert abs(model_stats["cycles"] - stats["cycles"]) <= 0.02 * stats["cycles"] + 8, \
+        (stats["cycles"], model_stats["cycles"])
+
+
 def test_identification_registers():
     cfg = AccelConfig(rows=4, cols=16, in_depth=512)
     with PysimTransport(cfg) as transport:
