@@ -194,6 +194,14 @@ class ConvAccel(wiring.Component):
         reg_wstrb = Signal.like(axil.wstrb)
         m.d.sync += [reg_write.eq(axil.write), reg_addr.eq(axil.addr),
                      reg_wdata.eq(axil.wdata), reg_wstrb.eq(axil.wstrb)]
+        # CTRL's bits are decoded into registers beside them: `start` reaches
+        # the dispatcher's loop registers (from the address compare it was the
+        # 12x12 top's critical path with the PLL at 100 MHz).
+        ctrl_write = axil.write & (axil.addr == REG["CTRL"]) & axil.wstrb[0]
+        reg_start = Signal()
+        reg_clear = Signal()
+        m.d.sync += [reg_start.eq(ctrl_write & axil.wdata[0]),
+                     reg_clear.eq(ctrl_write & axil.wdata[1])]
         # One enable a byte lane: the data goes straight to the flip-flops.
         desc_write = {name: reg_write & (reg_addr == REG["DESC"] + 4 * index) & ~busy
                       for index, (name, _, _) in enumerate(DESC_FIELDS)}
@@ -308,8 +316,8 @@ class ConvAccel(wiring.Component):
             ]
 
         # Control.
-        start = reg_write & (reg_addr == REG["CTRL"]) & reg_wdata[0] & reg_wstrb[0] & ~busy
-        clear = reg_write & (reg_addr == REG["CTRL"]) & reg_wdata[1] & reg_wstrb[0] & ~busy
+        start = reg_start & ~busy
+        clear = reg_clear & ~busy
         # The checks are registered, then the first failure picks the code.
         # `passed` is the dispatcher's `run` straight from a register (it
         # starts hundreds of the dispatcher's registers): set for the CHECK
