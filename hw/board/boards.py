@@ -102,16 +102,15 @@ BOARDS = {
     ),
     "ulx3s": Board(
         name="ulx3s", family="ecp5", device="85k", package="CABGA381", speed="6",
-        osc_hz=25_000_000, clk_hz=30_000_000, mem_bytes=64 << 10,
+        osc_hz=25_000_000, clk_hz=50_000_000, mem_bytes=64 << 10,
         # 144 PEs and three requantisation lanes of four 16 x 16 products: the
         # 156 MULT18X18Ds.
         accel=AccelConfig(rows=12, cols=12, kernel_max=3, stride_max=2,
                           in_depth=1024, acc_depth=512, requant_lanes=3,
                           requant_digit_bits=16),
-        # 30 MHz: the 12x12 top routes there at 45.8 MHz; with the PLL at
-        # 100 MHz or 50 MHz router2 does not converge on every netlist
-        # (docs/fpga.md).
-        pll={"CLKI_DIV": 5, "CLKFB_DIV": 6, "CLKOP_DIV": 20, "CLKOP_CPHASE": 9},
+        # 50 MHz: the 12x12 top routes there at 62.6 MHz. With the PLL at
+        # 100 MHz it routes at 64.2 MHz (docs/fpga.md).
+        pll={"CLKI_DIV": 1, "CLKFB_DIV": 2, "CLKOP_DIV": 12, "CLKOP_CPHASE": 5},
         constraints="ulx3s.lpf", leds=8, dsp="pe+requant",
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM_KBIT": 3744},
         notes="LFE5U-85F: 83640 LUT4, 156 MULT18X18D, 208 DP16KD (18 kbit each)",
