@@ -145,8 +145,8 @@ def test_ecp5_reset_goes_through_a_global_buffer(name):
     (a global line); elsewhere the synchroniser drives it directly."""
     board = BOARDS[name]
     text = board_verilog(board, image="link")
-    buffers = re.findall(r"DCCA reset_buffer \(\s*\.CE\(1'h1\),\s*\.CLKI\((\w+)\),\s*\.CLKO\((\w+)\)",
-                         text)
+    buffers = re.findall(r"DCCA reset_buffer \(\s*\.CE\(1'h1\),"
+                         r"\s*\.CLKI\((\w+)\),\s*\.CLKO\((\w+)\)", text)
     if board.family == "ecp5":
         assert buffers == [("reset_rst", "rst")]
         assert re.search(r"\.rst\(rst\)", text), "the core is reset from the buffer's output"
