@@ -148,7 +148,7 @@ class BoardTop(wiring.Component):
             m.d.comb += arst.eq(~self.rst_n | ~locked)
         # The synchronised reset reaches most flip-flops of the design. On the
         # ECP5 it goes through a DCCA onto a global line; as a fabric net
-        # (9305 loads on the 12x12 top) it was the critical path.
+        # (thousands of loads on the 12x12 top) it was the critical path.
         m.domains.reset = ClockDomain("reset")
         m.d.comb += ClockSignal("reset").eq(ClockSignal("sync"))
         m.submodules.reset = ResetSynchronizer(arst, domain="reset")
