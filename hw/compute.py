@@ -7,7 +7,7 @@ pixel is issued and `LA` the array latency (at least 2):
 
     t        input and weight buffer addresses presented
     t+1      buffer data out, registered
-    t+2      pixel masked to zero when outside the input; into the array
+    t+2      pixel (masked to zero when outside the input) into the array
     t+LA     accumulator read address presented
     t+1+LA   accumulator data out, registered
     t+2+LA   column sums out; bias or old accumulator plus sums written back
@@ -188,12 +188,17 @@ class ComputeStage(wiring.Component):
         for prev, cur in zip(stages, stages[1:]):
             m.d.sync += cur.eq(prev)
         s_in, s_read, s_data, s_write = stages[2], stages[la], stages[la + 1], stages[la + 2]
+        s_buffer = stages[1]   # the buffers' data is out
 
-        in_data = Signal.like(self.in_rd_data, reset_less=True)
+        # The pixel is masked to zero outside the input as it is registered
+        # (the mask in front of the DSPs was the ECP5 12x12's critical path),
+        # into one copy a group of array columns (`PEArray.x`).
+        in_data = registered_copies(m, Mux(s_buffer.inside, self.in_rd_data, 0),
+                                    array.x_copies, "in_data", reset_less=True)
         w_data = Signal.like(self.w_rd_data, reset_less=True)
-        m.d.sync += [in_data.eq(self.in_rd_data), w_data.eq(self.w_rd_data)]
+        m.d.sync += w_data.eq(self.w_rd_data)
         m.d.comb += [
-            array.x.eq(Mux(s_in.inside, in_data, 0)),
+            array.x.eq(Cat(*in_data)),
             array.w.eq(w_data),
             array.valid.eq(s_in.valid),
             self.acc_rd_addr.eq(s_read.addr),

@@ -14,12 +14,14 @@ from amaranth import Signal, Value
 __all__ = ["registered_copies"]
 
 
-def registered_copies(m, value, count, name):
+def registered_copies(m, value, count, name, *, reset_less=False):
     """`count` registers `name`_0.. each loaded with `value` every cycle (so
-    each is `value` one cycle late)."""
+    each is `value` one cycle late); `reset_less` for data, whose valid bits
+    are reset beside it."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer, not {count!r}")
     shape = Value.cast(value).shape()
-    copies = [Signal(shape, name=f"{name}_{index}", attrs={"keep": 1}) for index in range(count)]
+    copies = [Signal(shape, name=f"{name}_{index}", reset_less=reset_less,
+                     attrs={"keep": 1}) for index in range(count)]
     m.d.sync += [copy.eq(value) for copy in copies]
     return copies

@@ -82,6 +82,9 @@ class PE(wiring.Component):
         return m
 
 
+# Array columns an input-pixel copy feeds (`PEArray.x`).
+COLS_PER_X_COPY = 4
+
 # Operand width of the ECP5's MULT18X18D.
 ECP5_DSP_WIDTH = 18
 
@@ -91,7 +94,12 @@ class PEArray(wiring.Component):
 
     Ports (flat, lane i of `n`-bit lanes in bits `[n*i, n*i + n)`):
 
-    - `x`: R signed bytes, byte r = input channel r;
+    - `x`: `x_copies` copies of R signed bytes, byte r of a copy = input
+      channel r; copy g feeds columns `[g * COLS_PER_X_COPY, (g + 1) *
+      COLS_PER_X_COPY)`. One register driving a byte into every column's DSP
+      is a route over the whole array (on the ECP5 12x12 the critical path,
+      12.9 ns of routing to 12 DSPs), so the compute stage registers a copy
+      for each group of columns;
     - `w`: R*C signed bytes, byte `r*C + c` = weight from input channel r to
       output channel c (the layout of a weight element);
     - `valid`;
@@ -114,8 +122,9 @@ class PEArray(wiring.Component):
         self.product_width = 2 * cfg.data_width
         self.sum_width = self.product_width + self.tree_levels
         self.latency = PE.latency + (self.tree_levels // 2 + 1 if self.tree_levels else 0)
+        self.x_copies = -(-cfg.cols // COLS_PER_X_COPY)
         super().__init__({
-            "x": In(cfg.data_width * cfg.rows),
+            "x": In(cfg.data_width * cfg.rows * self.x_copies),
             "w": In(cfg.data_width * cfg.rows * cfg.cols),
             "valid": In(1),
             "sums": Out(self.sum_width * cfg.cols),
@@ -125,7 +134,8 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         rows, cols, width = self.cfg.rows, self.cfg.cols, self.cfg.data_width
-        x = data.View(data.ArrayLayout(signed(width), rows), self.x)
+        x = data.View(data.ArrayLayout(data.ArrayLayout(signed(width), rows), self.x_copies),
+                      self.x)
         w = data.View(data.ArrayLayout(signed(width), rows * cols), self.w)
         sums = data.View(data.ArrayLayout(signed(self.sum_width), cols), self.sums)
 
@@ -134,7 +144,7 @@ class PEArray(wiring.Component):
             for row in range(rows):
                 pe = PE(data_width=width)
                 m.submodules[f"pe_{row}_{col}"] = pe
-                m.d.comb += [pe.x.eq(x[row]), pe.w.eq(w[row * cols + col])]
+                m.d.comb += [pe.x.eq(x[col // COLS_PER_X_COPY][row]), pe.w.eq(w[row * cols + col])]
                 terms.append(pe.product)
 
             for level in range(1, self.tree_levels + 1):
