@@ -108,8 +108,8 @@ BOARDS = {
         accel=AccelConfig(rows=12, cols=12, kernel_max=3, stride_max=2,
                           in_depth=1024, acc_depth=512, requant_lanes=3,
                           requant_digit_bits=16),
-        # 50 MHz: the 12x12 top routes there at 62.6 MHz. With the PLL at
-        # 100 MHz it routes at 64.2 MHz (docs/fpga.md).
+        # 50 MHz: the 12x12 top routes there at 68.1 MHz. With the PLL at
+        # 100 MHz the netlist before the pixel copies routed at 64.2 MHz (docs/fpga.md).
         pll={"CLKI_DIV": 1, "CLKFB_DIV": 2, "CLKOP_DIV": 12, "CLKOP_CPHASE": 5},
         constraints="ulx3s.lpf", leds=8, dsp="pe+requant",
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM_KBIT": 3744},
