@@ -17,9 +17,12 @@ AXI side (no IDs, one burst at a time per direction, in order):
   its address, WSTRB selecting the bytes written.
 - A beat outside the memory reads as zero with RRESP = SLVERR; a write beat
   outside it is dropped and the burst's BRESP is SLVERR.
-- Reads: the first R beat comes the cycle after the AR handshake; RVALID
-  stays high with the data until RREADY (one beat per cycle when RREADY is
-  held high).
+- Reads: a beat goes through two registers, the read port's output and a
+  register after it (on an FPGA the memory is many block RAMs, and the
+  multiplexer over their outputs would otherwise reach into the master's
+  logic), so the first R beat comes two cycles after the AR handshake;
+  RVALID stays high with the data until RREADY (one beat per cycle when
+  RREADY is held high).
 
 Host port (`SRAMPortSignature`, the host is the master): `addr` is a word
 address, `write` selects a write of the bytes of `wdata` whose `wstrb` bit is
@@ -110,7 +113,8 @@ class AXI4SRAM(wiring.Component):
             step = (Const(1, self.addr_width) << size)[:self.addr_width]
             return Mux(burst == BURST_FIXED, addr, (addr + step)[:self.addr_width])
 
-        # Read direction. `r_valid` flags the beat on the read port's output.
+        # Read direction. `r_valid` flags the beat on the read port's output,
+        # `ar.rvalid` the beat in the output register after it.
         r_active = Signal()
         r_addr = Signal(self.addr_width)
         r_left = Signal(8)                   # beats still to issue, minus one
@@ -119,23 +123,27 @@ class AXI4SRAM(wiring.Component):
         r_valid = Signal()
         r_last = Signal()
         r_inside = Signal()
+        out_free = Signal()                  # the output register may change
         port_free = Signal()                 # the read port's output may change
         host_read = Signal()
         issue = Signal()
+        out_data = Signal(self.data_width, reset_less=True)
         word, inside = self._word(r_addr)
         m.d.comb += [
-            port_free.eq(~r_valid | ar.rready),
+            ar.rdata.eq(out_data),
+            out_free.eq(~ar.rvalid | ar.rready),
+            port_free.eq(~r_valid | out_free),
             host_read.eq(host.valid & ~host.write & port_free),
             issue.eq(r_active & port_free & ~host_read),
             ar.arready.eq(~r_active),
-            ar.rvalid.eq(r_valid),
-            ar.rdata.eq(Mux(r_inside, rd.data, 0)),
-            ar.rresp.eq(Mux(r_inside, RESP_OKAY, RESP_SLVERR)),
-            ar.rlast.eq(r_last),
             rd.en.eq(host_read | issue),
             rd.addr.eq(Mux(host_read, host.addr, word)),
             host.rdata.eq(rd.data),
         ]
+        with m.If(out_free):
+            m.d.sync += [ar.rvalid.eq(r_valid), ar.rlast.eq(r_last),
+                         out_data.eq(Mux(r_inside, rd.data, 0)),
+                         ar.rresp.eq(Mux(r_inside, RESP_OKAY, RESP_SLVERR))]
         with m.If(ar.arvalid & ar.arready):
             m.d.sync += [r_active.eq(1), r_addr.eq(ar.araddr), r_left.eq(ar.arlen),
                          r_size.eq(ar.arsize), r_burst.eq(ar.arburst)]
@@ -144,7 +152,7 @@ class AXI4SRAM(wiring.Component):
                          r_addr.eq(next_addr(r_addr, r_size, r_burst)), r_left.eq(r_left - 1)]
             with m.If(r_left == 0):
                 m.d.sync += r_active.eq(0)
-        with m.Elif(r_valid & ar.rready):
+        with m.Elif(out_free):
             m.d.sync += r_valid.eq(0)
 
         # Write direction.

@@ -130,6 +130,55 @@ def test_host_port_has_priority():
     run(dut, axi_side, host_side)
 
 
+def test_first_beat_two_cycles_after_ar():
+    dut = AXI4SRAM(data_width=64, addr_width=16, depth=DEPTH)
+    r = dut.axi_r
+
+    async def testbench(ctx):
+        ctx.set(r.araddr, 0)
+        ctx.set(r.arvalid, 1)
+        ctx.set(r.rready, 1)
+        await ctx.tick().until(r.arready)
+        ctx.set(r.arvalid, 0)
+        valid = [ctx.get(r.rvalid)]
+        for _ in range(3):
+            await ctx.tick()
+            valid.append(ctx.get(r.rvalid))
+        assert valid == [0, 0, 1, 0]
+
+    run(dut, testbench)
+
+
+def test_host_reads_during_a_stalled_burst():
+    dut = AXI4SRAM(data_width=64, addr_width=16, depth=DEPTH)
+    host = dut.host
+    words = [0x0101010101010101 * (index + 1) for index in range(DEPTH)]
+    done = []
+
+    async def axi_side(ctx):
+        assert await axi_write(ctx, dut.axi_w, 0, words) == 0
+        done.append("written")
+        data, resps, _ = await axi_read(ctx, dut.axi_r, 0, DEPTH, stall_every=2)
+        assert data == words and set(resps) == {0}
+        done.append("axi")
+
+    async def host_side(ctx):
+        await ctx.tick().until(dut.axi_w.bvalid)
+        got = []
+        for index in range(40):                     # the host reads all through the burst
+            ctx.set(host.addr, (index * 7) % DEPTH)
+            ctx.set(host.valid, 1)
+            await ctx.tick().until(host.ready)
+            got.append(ctx.get(host.rdata))
+            ctx.set(host.valid, 0)
+            await ctx.tick().repeat(1 + index % 3)
+        assert got == [words[(index * 7) % DEPTH] for index in range(40)]
+        done.append("host")
+
+    run(dut, axi_side, host_side)
+    assert sorted(done) == ["axi", "host", "written"]
+
+
 def test_constructor_checks():
     for kwargs, message in ((dict(data_width=24, addr_width=16, depth=4), "data_width"),
                             (dict(data_width=64, addr_width=0, depth=4), "addr_width"),
