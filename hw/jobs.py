@@ -16,6 +16,9 @@ capped the ECP5 at about 30 MHz. A product takes `bit_length(a) + 2` cycles
 tile: a job lasts tens of cycles and the FIFOs hold several.
 """
 
+import operator
+from functools import reduce
+
 from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -230,16 +233,6 @@ class Dispatcher(wiring.Component):
         m.d.comb += [self.tile_pixels.eq(prep["tile_pixels"]),
                      self.window_elems.eq(prep["window_elems"])]
 
-        def multiply(state, a, b, negate, store, next_state):
-            """States `state` (load the multiplier) and `state`_WAIT (store the product)."""
-            with m.State(state):
-                m.d.comb += [mul.load.eq(1), mul.a.eq(a), mul.b.eq(b), mul.negate.eq(negate)]
-                m.next = f"{state}_WAIT"
-            with m.State(f"{state}_WAIT"):
-                with m.If(~mul.busy):
-                    m.d.sync += store(mul.product)
-                    m.next = next_state
-
         # Loop position and the running values the loop moves by additions.
         oy0 = Signal(16)
         ox0 = Signal(16)
@@ -343,26 +336,76 @@ class Dispatcher(wiring.Component):
                     out_tile.eq(out_row + prep["out_row_step"]),
                 ]
 
+        # The multiply states: the descriptor's products, then a tile's two.
+        # Each is a state `name` (the multiplier loads) and `name`_WAIT (the
+        # product is stored, then `next`).
+        waiting = Signal()      # high in every cycle the FSM is in PREPARED
+        products = []
+        for index, (result, a, b, negate) in enumerate(PREP_PRODUCTS):
+            last = index + 1 == len(PREP_PRODUCTS)
+            store = prep[result].eq
+            if last:
+                store = lambda product, store=store: [store(product), waiting.eq(1)]
+            products.append((f"PREP_{index}", factors[a], factors[b],
+                             signs[a] if negate else C(0), store,
+                             "PREPARED" if last else f"PREP_{index + 1}"))
+        products += [("ROW_STEP", sh, ww, C(0), row_step.eq, "BASE"),
+                     ("BASE", -lrow0, ww, lrow0 < 0, base0.eq, "PUSH")]
+        # The multiplier's operands are picked by a one-hot register set on
+        # the way into each multiply state, and its load is a register too:
+        # the state decode in front of the operands' multiplexers (sixteen
+        # ways) was the board top's critical path.
+        product_index = {name: index for index, (name, *_) in enumerate(products)}
+        operands = Signal(len(products))
+        mul_load = Signal()
+        m.d.sync += mul_load.eq(0)
+
+        def pick(values):
+            return reduce(operator.or_, (Mux(operands[index], value, 0)
+                                         for index, value in enumerate(values)))
+
+        m.d.comb += [mul.load.eq(mul_load),
+                     mul.a.eq(pick(a for _, a, *_ in products)),
+                     mul.b.eq(pick(b for _, _, b, *_ in products)),
+                     mul.negate.eq(pick(negate for _, _, _, negate, *_ in products))]
+
+        def goto(state):
+            m.next = state
+            if state in product_index:
+                m.d.sync += [operands.eq(1 << product_index[state]), mul_load.eq(1)]
+
+        # The loop's first position is loaded in every cycle the FSM waits in
+        # PREPARED, enabled by a register that is high exactly then: what it
+        # holds when `run` comes is what loading it on `run` would give, and
+        # the loop registers' input multiplexers see no state decode and no
+        # `run` (that path was the board top's critical one).
+        with m.If(waiting):
+            m.d.sync += [
+                oy0.eq(0), ox0.eq(0), *first_cob, *first_cib,
+                lo_y.eq(-pad_t), lo_x.eq(-pad_l),
+                in_row_off.eq(prep["in_row_start"]), in_col_off.eq(prep["in_col_start"]),
+                out_row.eq(d.OUT_BASE), out_tile.eq(d.OUT_BASE),
+            ]
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.next = "PREP_0"
+                    goto("PREP_0")
 
-            for index, (result, a, b, negate) in enumerate(PREP_PRODUCTS):
-                last = index + 1 == len(PREP_PRODUCTS)
-                multiply(f"PREP_{index}", factors[a], factors[b], signs[a] if negate else C(0),
-                         prep[result].eq, "PREPARED" if last else f"PREP_{index + 1}")
+            for name, _, _, _, store, next_state in products:
+                with m.State(name):
+                    m.next = f"{name}_WAIT"
+                with m.State(f"{name}_WAIT"):
+                    with m.If(~mul.busy):
+                        m.d.sync += store(mul.product)
+                        goto(next_state)
             with m.State("PREPARED"):
                 m.d.comb += self.prepared.eq(1)
                 with m.If(self.start):
-                    m.next = "PREP_0"
+                    m.d.sync += waiting.eq(0)
+                    goto("PREP_0")
                 with m.Elif(self.run):
-                    m.d.sync += [
-                        oy0.eq(0), ox0.eq(0), *first_cob, *first_cib,
-                        lo_y.eq(-pad_t), lo_x.eq(-pad_l),
-                        in_row_off.eq(prep["in_row_start"]), in_col_off.eq(prep["in_col_start"]),
-                        out_row.eq(d.OUT_BASE), out_tile.eq(d.OUT_BASE),
-                    ]
+                    m.d.sync += waiting.eq(0)
                     m.next = "BOUNDS"
 
             # A tile's bounds and window, one carry chain a state.
@@ -402,9 +445,7 @@ class Dispatcher(wiring.Component):
                     wh.eq(Mux(clip_y > first_y_m1, clip_y - first_y_m1, 0)),
                     ww.eq(Mux(clip_x > first_x_m1, clip_x - first_x_m1, 0)),
                 ]
-                m.next = "ROW_STEP"
-            multiply("ROW_STEP", sh, ww, C(0), row_step.eq, "BASE")
-            multiply("BASE", -lrow0, ww, lrow0 < 0, base0.eq, "PUSH")
+                goto("ROW_STEP")
             # PUSH writes the job into the FIFOs; the cycle after it (ADVANCE)
             # moves the loop on. The moves are enabled by the registered
             # `advance` and the registered last_* flags alone, not by the FIFO
@@ -428,7 +469,7 @@ class Dispatcher(wiring.Component):
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.start):
-                    m.next = "PREP_0"
+                    goto("PREP_0")
 
         records = {
             "load": {"first": cib == 0, "taps": prep["taps"], "w_words": prep["w_words"],
