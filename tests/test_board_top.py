@@ -150,5 +150,8 @@ def test_ecp5_reset_goes_through_a_global_buffer(name):
     if board.family == "ecp5":
         assert buffers == [("reset_rst", "rst")]
         assert re.search(r"\.rst\(rst\)", text), "the core is reset from the buffer's output"
+        # On its DCC site: left to the placer, it once went where nextpnr found no route.
+        site = re.search(r'\(\* BEL = "([^"]+)" \*\)\s*(?:\(\*[^*]*\*\)\s*)*DCCA reset_buffer', text)
+        assert site and site.group(1) == board.reset_dcc == "X3/Y46/LDCC0"
     else:
         assert buffers == [] and "DCCA" not in text

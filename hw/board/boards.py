@@ -45,6 +45,8 @@ class Board:
     led_active_low: the LEDs light on a low level
     dsp: the synthesis flow's default DSP policy (`hw.board.synth.DSP_POLICIES`);
       the iCE40 and ECP5 boards put the PEs' and requantiser's products in DSPs
+    reset_dcc: the ECP5 DCC site (nextpnr's name) of the reset's global
+      buffer, or None to leave it to the placer
     """
 
     name: str
@@ -62,6 +64,7 @@ class Board:
     led_active_low: bool = False
     pll: dict | None = None
     dsp: str = "pe"
+    reset_dcc: str | None = None
     baudrate: int = 1_000_000
     max_payload: int = 256
     idle_seconds: float = 0.05
@@ -112,6 +115,10 @@ BOARDS = {
         # 100 MHz the netlist before the pixel copies routed at 64.2 MHz (docs/fpga.md).
         pll={"CLKI_DIV": 1, "CLKFB_DIV": 2, "CLKOP_DIV": 12, "CLKOP_CPHASE": 5},
         constraints="ulx3s.lpf", leds=8, dsp="pe+requant",
+        # Placed by the placer, one 12x12 netlist's reset buffer went to the
+        # top edge's TDCC0, where nextpnr found no route from the fabric to
+        # its input; the same netlist routed with it on LDCC0.
+        reset_dcc="X3/Y46/LDCC0",
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM_KBIT": 3744},
         notes="LFE5U-85F: 83640 LUT4, 156 MULT18X18D, 208 DP16KD (18 kbit each)",
     ),

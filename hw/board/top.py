@@ -153,7 +153,9 @@ class BoardTop(wiring.Component):
         m.d.comb += ClockSignal("reset").eq(ClockSignal("sync"))
         m.submodules.reset = ResetSynchronizer(arst, domain="reset")
         if board.family == "ecp5":
-            m.submodules.reset_buffer = Instance("DCCA", i_CLKI=ResetSignal("reset"), i_CE=1,
+            site = {} if board.reset_dcc is None else {"a_BEL": board.reset_dcc}
+            m.submodules.reset_buffer = Instance("DCCA", **site,
+                                                 i_CLKI=ResetSignal("reset"), i_CE=1,
                                                  o_CLKO=ResetSignal("sync"))
         else:
             m.d.comb += ResetSignal("sync").eq(ResetSignal("reset"))
