@@ -12,8 +12,9 @@ from dataclasses import replace
 import pytest
 
 from hw.board.boards import get_board
-from hw.board.synth import (ResourceError, RouterWatch, SynthError, _run, check_fit,
-                            count_resources, format_report, main, synthesize)
+from hw.board.synth import (ResourceError, RouteStopped, RouterWatch, SynthError, _run,
+                            check_fit, count_resources, format_report, main, place_and_route,
+                            synthesize)
 
 UP5K_BITSTREAM_BYTES = 104090
 
@@ -30,7 +31,7 @@ def test_icebreaker_flow_report(icebreaker_link):
     report = icebreaker_link
     directory = report["directory"]
     assert report["board"] == "icebreaker" and report["image"] == "link"
-    assert report["target_mhz"] == 12
+    assert report["target_mhz"] == 12 and report["seed"] == 1   # routed with the first seed
     assert report["fmax_mhz"] > report["target_mhz"] and report["overflow"] == []
     used = {name: value["used"] for name, value in report["resources"].items()}
     assert 200 < used["LUT"] < 3000 and 100 < used["FF"] < 2000
@@ -86,6 +87,11 @@ def test_command_line_errors(capsys):
     assert main(["--board", "icebreaker", "--route-patience", "0"]) == 2
     assert "route patience must be a positive integer" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        main(["--board", "icebreaker", "--seeds", "1,x"])
+    assert "seeds are positive integers separated by commas, not '1,x'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"seeds must be positive integers, at least one, not \(\)"):
+        synthesize("icebreaker", seeds=())
+    with pytest.raises(SystemExit):
         main(["--board", "icebreaker", "--image", "demo"])
     with pytest.raises(ValueError, match="dsp must be one of"):
         synthesize("icebreaker", dsp="some")
@@ -127,8 +133,35 @@ def test_a_tool_that_does_not_converge_is_stopped(tmp_path):
                     "    print(f'Info:     iter={i} wires=1 overused={100 + i} overuse=1', flush=True)\n"
                     "    time.sleep(0.01)\n")
     start = time.monotonic()
-    with pytest.raises(SynthError, match=r"stopped python.*: router2 is not converging: "
+    with pytest.raises(RouteStopped, match=r"stopped python.*: router2 is not converging: "
                                          r"112 wires overused at iteration 12, above its "
                                          r"least, 101 \(iteration 1\)"):
         _run([sys.executable, str(tool)], tmp_path / "router.log", tmp_path, RouterWatch(11))
     assert time.monotonic() - start < 20
+
+
+def test_place_and_route_tries_the_next_seed(tmp_path):
+    # A stand-in for nextpnr that routes with seed 3 only.
+    tool = tmp_path / "router.py"
+    tool.write_text("import itertools, sys, time\n"
+                    "seed = int(sys.argv[sys.argv.index('--seed') + 1])\n"
+                    "for i in itertools.count(1):\n"
+                    "    overused = 0 if seed == 3 and i == 4 else 100 + i\n"
+                    "    print(f'Info:     iter={i} wires=1 overused={overused} overuse=1', flush=True)\n"
+                    "    if overused == 0:\n"
+                    "        print('routed with seed', seed)\n"
+                    "        break\n"
+                    "    time.sleep(0.01)\n")
+    messages = []
+    seconds, seed = place_and_route([sys.executable, str(tool)], tmp_path, (1, 2, 3), 5,
+                                    messages.append)
+    assert seed == 3 and seconds > 0
+    assert "routed with seed 3" in (tmp_path / "nextpnr.log").read_text()
+    for stopped in (1, 2):
+        assert "overused=106" in (tmp_path / f"nextpnr-seed{stopped}.log").read_text()
+    assert [m for m in messages if "seed" in m] == [
+        "nextpnr: seed 1 did not converge, trying seed 2",
+        "nextpnr: seed 2 did not converge, trying seed 3"]
+    with pytest.raises(SynthError, match=r"did not route with any seed tried:\nseed 1: stopped "
+                                         r"python.*\nseed 2: stopped python.*least, 101"):
+        place_and_route([sys.executable, str(tool)], tmp_path, (1, 2), 5, messages.append)

@@ -47,6 +47,8 @@ class Board:
       the iCE40 and ECP5 boards put the PEs' and requantiser's products in DSPs
     reset_dcc: the ECP5 DCC site (nextpnr's name) of the reset's global
       buffer, or None to leave it to the placer
+    pnr_seeds: the nextpnr seeds the flow tries in turn until router2
+      converges (`hw.board.synth.place_and_route`)
     """
 
     name: str
@@ -65,6 +67,7 @@ class Board:
     pll: dict | None = None
     dsp: str = "pe"
     reset_dcc: str | None = None
+    pnr_seeds: tuple = (1, 2, 3)
     baudrate: int = 1_000_000
     max_payload: int = 256
     idle_seconds: float = 0.05
@@ -111,14 +114,18 @@ BOARDS = {
         accel=AccelConfig(rows=12, cols=12, kernel_max=3, stride_max=2,
                           in_depth=1024, acc_depth=512, requant_lanes=3,
                           requant_digit_bits=16),
-        # 50 MHz: the 12x12 top routes there at 68.1 MHz. With the PLL at
-        # 100 MHz the netlist before the pixel copies routed at 64.2 MHz (docs/fpga.md).
+        # 50 MHz: the 12x12 top routes there at 63.7 MHz; with the PLL at
+        # 100 MHz it routes at 63.5 MHz (docs/fpga.md).
         pll={"CLKI_DIV": 1, "CLKFB_DIV": 2, "CLKOP_DIV": 12, "CLKOP_CPHASE": 5},
         constraints="ulx3s.lpf", leds=8, dsp="pe+requant",
         # Placed by the placer, one 12x12 netlist's reset buffer went to the
         # top edge's TDCC0, where nextpnr found no route from the fabric to
         # its input; the same netlist routed with it on LDCC0.
         reset_dcc="X3/Y46/LDCC0",
+        # nextpnr's default seed left router2 diverging on the 12x12 top
+        # (least overuse 947 at iteration 25, 2273 at 41); seed 2 routed it in
+        # 66 iterations (docs/fpga.md).
+        pnr_seeds=(2, 1, 3),
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM_KBIT": 3744},
         notes="LFE5U-85F: 83640 LUT4, 156 MULT18X18D, 208 DP16KD (18 kbit each)",
     ),

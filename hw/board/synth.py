@@ -39,8 +39,8 @@ from ..config import ConfigError
 from .boards import BOARDS, BoardError, get_board
 from .top import IMAGES, board_verilog
 
-__all__ = ["synthesize", "SynthError", "ResourceError", "RouterWatch", "check_fit",
-           "count_resources", "DSP_POLICIES", "main"]
+__all__ = ["synthesize", "SynthError", "ResourceError", "RouteStopped", "RouterWatch",
+           "place_and_route", "check_fit", "count_resources", "DSP_POLICIES", "main"]
 
 TOP = "board_top"
 DSP_POLICIES = ("pe", "pe+requant", "all", "none")
@@ -145,6 +145,29 @@ class RouterWatch:
         return None
 
 
+class RouteStopped(SynthError):
+    """nextpnr stopped by the flow: router2 was not converging."""
+
+
+def place_and_route(argv, out, seeds, patience, progress):
+    """nextpnr (`argv`, without a seed) in `out`, with each of `seeds` in turn
+    until router2 converges; returns (seconds, seed). Whether router2
+    converges depends on the placement, which the seed changes: a stopped
+    attempt's log is kept as nextpnr-seed<N>.log, the one that routed is
+    nextpnr.log."""
+    reasons = []
+    for attempt, seed in enumerate(seeds):
+        if attempt:
+            progress(f"nextpnr: seed {seeds[attempt - 1]} did not converge, trying seed {seed}")
+        watch = RouterWatch(patience, lambda message: progress(f"nextpnr: {message}"))
+        try:
+            return _run([*argv, "--seed", str(seed)], out / "nextpnr.log", out, watch), seed
+        except RouteStopped as stopped:
+            (out / "nextpnr.log").replace(out / f"nextpnr-seed{seed}.log")
+            reasons.append(f"seed {seed}: {stopped}")
+    raise SynthError("nextpnr did not route with any seed tried:\n" + "\n".join(reasons))
+
+
 def _run(argv, log, cwd, watch=None):
     """Run a tool with its output in `log`; `watch` sees each line of it and
     stops the tool by returning a reason (a SynthError)."""
@@ -163,7 +186,7 @@ def _run(argv, log, cwd, watch=None):
             if reason:
                 process.kill()
                 process.wait()
-                raise SynthError(f"stopped {Path(argv[0]).name}: {reason}; log {log}")
+                raise RouteStopped(f"stopped {Path(argv[0]).name}: {reason}")
             if returncode is not None:
                 break
     if returncode:
@@ -261,18 +284,23 @@ write_bitstream -force $here/{TOP}.bit
 
 
 def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None, route_patience=30,
-               progress=None):
+               seeds=None, progress=None):
     """Run the flow for `board` (a name or a Board); returns the report dict.
 
     dsp: a DSP_POLICIES entry, default the board's; accel: an AccelConfig
     replacing the board's default configuration; route_patience: router2
     iterations above its least overuse before the flow stops it
-    (`RouterWatch`); progress: called with a line about each step.
+    (`RouterWatch`); seeds: the nextpnr seeds tried in turn until router2
+    converges (`place_and_route`), default the board's; progress: called
+    with a line about each step.
     """
     if isinstance(board, str):
         board = get_board(board)
     progress = progress or (lambda message: None)
-    watch = RouterWatch(route_patience, lambda message: progress(f"nextpnr: {message}"))
+    RouterWatch(route_patience)          # checks the patience before anything runs
+    if seeds is not None and (not seeds or any(isinstance(seed, bool) or not isinstance(seed, int)
+                                               or seed < 1 for seed in seeds)):
+        raise ValueError(f"seeds must be positive integers, at least one, not {seeds!r}")
     dsp = board.dsp if dsp is None else dsp
     if dsp not in DSP_POLICIES:
         raise ValueError(f"dsp must be one of {', '.join(DSP_POLICIES)}, not {dsp!r}")
@@ -294,7 +322,7 @@ def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None, rout
         "board": board.name, "family": board.family, "device": board.device, "image": image,
         "accel": board.accel.as_dict() if image == "accel" else None,
         "mem_bytes": board.mem_bytes, "dsp_policy": dsp,
-        "target_mhz": board.clk_hz / 1e6, "fmax_mhz": None,
+        "target_mhz": board.clk_hz / 1e6, "fmax_mhz": None, "seed": None,
         "resources": {name: {"used": counts[name], "available": available}
                       for name, available in board.resources.items()},
         "placed": None, "overflow": [name for name, available in board.resources.items()
@@ -312,7 +340,8 @@ def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None, rout
         shutil.copy(board.constraint_file, out / board.constraint_file.name)
         pnr, pack = _nextpnr(board)
         progress("nextpnr: place and route")
-        times["nextpnr"] = _run(pnr, out / "nextpnr.log", out, watch)
+        times["nextpnr"], report["seed"] = place_and_route(
+            pnr, out, board.pnr_seeds if seeds is None else seeds, route_patience, progress)
         progress("bitstream")
         times["pack"] = _run(pack, out / "pack.log", out)
         pnr_report = json.loads((out / "pnr_report.json").read_text())
@@ -362,6 +391,17 @@ def _write_report(out, report):
     (out / "report.txt").write_text(format_report(report))
 
 
+def _seed_list(text):
+    try:
+        seeds = [int(seed) for seed in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 1:
+        raise argparse.ArgumentTypeError(f"seeds are positive integers separated by commas, "
+                                         f"not {text!r}")
+    return seeds
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hw.board.synth",
                                      description="Synthesise a board top and report its "
@@ -382,6 +422,9 @@ def main(argv=None):
     parser.add_argument("--route-patience", type=int, default=30, metavar="N",
                         help="stop router2 when its overuse has stayed above its least "
                              "for N iterations (default 30)")
+    parser.add_argument("--seeds", type=_seed_list, metavar="S1,S2,..",
+                        help="nextpnr seeds tried in turn until router2 converges "
+                             "(default: the board's)")
     args = parser.parse_args(argv)
     start = time.monotonic()
 
@@ -395,7 +438,8 @@ def main(argv=None):
                      if value is not None}
         accel = replace(board.accel, **overrides) if overrides else None
         report = synthesize(board, image=args.image, out_dir=args.out_dir, dsp=args.dsp,
-                            accel=accel, route_patience=args.route_patience, progress=progress)
+                            accel=accel, route_patience=args.route_patience, seeds=args.seeds,
+                            progress=progress)
     except (BoardError, ConfigError, SynthError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
