@@ -48,7 +48,7 @@ def test_icebreaker_flow_report(icebreaker_link):
                                    "nextpnr: packing", "nextpnr: placing", "nextpnr: routing"]
     assert report["steps"][-1] == "bitstream"
     text = format_report(report)
-    assert "Fmax" in text and "target 12 MHz: met" in text and "LUT" in text
+    assert "Fmax" in text and "target 12 MHz: met (nextpnr seed 1)" in text and "LUT" in text
 
 
 def test_design_too_big_names_the_resource(icebreaker_link):

@@ -23,6 +23,12 @@ A design that needs more of a resource than the device has stops after
 synthesis with `ResourceError`, which names the resource (nextpnr would fail
 later with a less direct message). nextpnr runs with --timing-allow-fail so
 a missed clock target is reported, not an error.
+
+Progress goes to `progress` (the command line prints it on stderr with the
+time since start). router2 never gives up on a design it cannot route, so the
+flow watches nextpnr's log (`RouterWatch`), stops it once the overuse has
+stayed above its least for `route_patience` iterations, and tries the next of
+the board's nextpnr seeds (`place_and_route`).
 """
 
 import argparse
@@ -170,7 +176,7 @@ def place_and_route(argv, out, seeds, patience, progress):
 
 def _run(argv, log, cwd, watch=None):
     """Run a tool with its output in `log`; `watch` sees each line of it and
-    stops the tool by returning a reason (a SynthError)."""
+    stops the tool by returning a reason (raised as RouteStopped)."""
     start = time.monotonic()
     with open(log, "w") as out, open(log, errors="replace") as follow:
         process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
@@ -381,7 +387,8 @@ def format_report(report):
         lines.append(f"  clock target {target:g} MHz (no place and route for this family)")
     else:
         verdict = "met" if fmax >= target else "MISSED"
-        lines.append(f"  Fmax {fmax:.1f} MHz, target {target:g} MHz: {verdict}")
+        lines.append(f"  Fmax {fmax:.1f} MHz, target {target:g} MHz: {verdict} "
+                     f"(nextpnr seed {report['seed']})")
     lines.append("  seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in report["seconds"].items()))
     return "\n".join(lines) + "\n"
 
