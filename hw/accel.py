@@ -308,8 +308,8 @@ class ConvAccel(wiring.Component):
             # place cycles before the bank is filled.
             (params_word,) = registered_copies(m, load.params_word, 1, f"params_word{b}",
                                                reset_less=True)
-            (params_en,) = registered_copies(m, load.params_en[b * cfg.p_elem_words:][
-                :cfg.p_elem_words], 1, f"params_en{b}")
+            bank_words = slice(b * cfg.p_elem_words, (b + 1) * cfg.p_elem_words)
+            (params_en,) = registered_copies(m, load.params_en[bank_words], 1, f"params_en{b}")
             for word in range(cfg.p_elem_words):
                 with m.If(params_en[word]):
                     m.d.sync += params[b].word_select(word, len(params_word)).eq(params_word)

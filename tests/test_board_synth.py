@@ -125,36 +125,36 @@ def test_router_watch_waits_out_a_plateau_and_stops_a_divergence():
         RouterWatch(0)
 
 
-def test_a_tool_that_does_not_converge_is_stopped(tmp_path):
-    # A stand-in for nextpnr whose router2 overuse grows for good.
+def stand_in_nextpnr(tmp_path, routes_with_seed=None):
+    """A script printing router2 iterations whose overuse grows for good,
+    except with `--seed routes_with_seed`, where it routes at iteration 4."""
     tool = tmp_path / "router.py"
     tool.write_text("import itertools, sys, time\n"
+                    "seed = int(sys.argv[sys.argv.index('--seed') + 1]) if '--seed' in sys.argv else None\n"
                     "for i in itertools.count(1):\n"
-                    "    print(f'Info:     iter={i} wires=1 overused={100 + i} overuse=1', flush=True)\n"
-                    "    time.sleep(0.01)\n")
-    start = time.monotonic()
-    with pytest.raises(RouteStopped, match=r"stopped python.*: router2 is not converging: "
-                                         r"112 wires overused at iteration 12, above its "
-                                         r"least, 101 \(iteration 1\)"):
-        _run([sys.executable, str(tool)], tmp_path / "router.log", tmp_path, RouterWatch(11))
-    assert time.monotonic() - start < 20
-
-
-def test_place_and_route_tries_the_next_seed(tmp_path):
-    # A stand-in for nextpnr that routes with seed 3 only.
-    tool = tmp_path / "router.py"
-    tool.write_text("import itertools, sys, time\n"
-                    "seed = int(sys.argv[sys.argv.index('--seed') + 1])\n"
-                    "for i in itertools.count(1):\n"
-                    "    overused = 0 if seed == 3 and i == 4 else 100 + i\n"
+                    f"    overused = 0 if {routes_with_seed!r} is not None and seed == {routes_with_seed!r}"
+                    " and i == 4 else 100 + i\n"
                     "    print(f'Info:     iter={i} wires=1 overused={overused} overuse=1', flush=True)\n"
                     "    if overused == 0:\n"
                     "        print('routed with seed', seed)\n"
                     "        break\n"
                     "    time.sleep(0.01)\n")
+    return [sys.executable, str(tool)]
+
+
+def test_a_tool_that_does_not_converge_is_stopped(tmp_path):
+    start = time.monotonic()
+    with pytest.raises(RouteStopped, match=r"stopped python.*: router2 is not converging: "
+                                         r"112 wires overused at iteration 12, above its "
+                                         r"least, 101 \(iteration 1\)"):
+        _run(stand_in_nextpnr(tmp_path), tmp_path / "router.log", tmp_path, RouterWatch(11))
+    assert time.monotonic() - start < 20
+
+
+def test_place_and_route_tries_the_next_seed(tmp_path):
+    nextpnr = stand_in_nextpnr(tmp_path, routes_with_seed=3)
     messages = []
-    seconds, seed = place_and_route([sys.executable, str(tool)], tmp_path, (1, 2, 3), 5,
-                                    messages.append)
+    seconds, seed = place_and_route(nextpnr, tmp_path, (1, 2, 3), 5, messages.append)
     assert seed == 3 and seconds > 0
     assert "routed with seed 3" in (tmp_path / "nextpnr.log").read_text()
     for stopped in (1, 2):
@@ -164,4 +164,4 @@ def test_place_and_route_tries_the_next_seed(tmp_path):
         "nextpnr: seed 2 did not converge, trying seed 3"]
     with pytest.raises(SynthError, match=r"did not route with any seed tried:\nseed 1: stopped "
                                          r"python.*\nseed 2: stopped python.*least, 101"):
-        place_and_route([sys.executable, str(tool)], tmp_path, (1, 2), 5, messages.append)
+        place_and_route(nextpnr, tmp_path, (1, 2), 5, messages.append)
