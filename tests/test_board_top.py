@@ -7,6 +7,7 @@ import fnmatch
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,40 @@ def test_boards_and_images():
         assert board.mem_bytes <= 1 << board.accel.axi_addr_width
 
 
+ULX3S_PLL = get_board("ulx3s").pll
+
+
+@pytest.mark.parametrize("name, changes, message", [
+    ("ulx3s", {"family": "gowin"}, "family must be one of ice40, ecp5, xilinx, not 'gowin'"),
+    ("ulx3s", {"clk_hz": 0}, "clk_hz must be a positive integer, not 0"),
+    ("icebreaker", {"mem_bytes": 4096.0}, "mem_bytes must be a positive integer, not 4096.0"),
+    ("ulx3s", {"pnr_seeds": ()}, r"pnr_seeds must be a non-empty tuple of positive integers, "
+                                 r"not \(\)"),
+    ("ulx3s", {"pnr_seeds": (2, 0)}, "pnr_seeds must be"),
+    ("arty", {"reset_dcc": "X3/Y46/LDCC0"}, "reset_dcc must be None or an ECP5 DCC site"),
+    ("icebreaker", {"clk_hz": 24_000_000}, "clk_hz 24 MHz needs a PLL: the oscillator "
+                                           "gives 12 MHz"),
+    ("arty", {"pll": ULX3S_PLL}, "pll is an ECP5 EHXPLLL, the xilinx has none here"),
+    ("icebreaker", {"baudrate": 4_000_000}, "baud rate 4000000 is too high for a 12 MHz clock"),
+    ("ulx3s", {"pll": {"CLKI_DIV": 1}}, "pll must give CLKI_DIV, CLKFB_DIV, CLKOP_DIV, "
+                                        "CLKOP_CPHASE"),
+    # 100 MHz with the 50 MHz dividers: the mistake this check is for.
+    ("ulx3s", {"clk_hz": 100_000_000}, r"the pll makes 50 MHz from 25 MHz \(x CLKFB_DIV 2 / "
+                                       r"CLKI_DIV 1\), not clk_hz 100 MHz"),
+    ("ulx3s", {"pll": {**ULX3S_PLL, "CLKOP_DIV": 4}},
+     r"the pll.s VCO would run at 200 MHz \(clk_hz x CLKOP_DIV 4\); it must be in 400 MHz..800 MHz"),
+])
+def test_board_fields_are_checked(name, changes, message):
+    with pytest.raises(BoardError, match=f"board '{name}': {message}"):
+        replace(get_board(name), **changes)
+
+
+def test_board_takes_a_consistent_pll():
+    board = replace(get_board("ulx3s"), clk_hz=100_000_000,
+                    pll={"CLKI_DIV": 1, "CLKFB_DIV": 4, "CLKOP_DIV": 6, "CLKOP_CPHASE": 2})
+    assert board.clk_hz == 100_000_000
+
+
 @pytest.mark.parametrize("name, spare", [("icebreaker", 0), ("ulx3s", 0), ("arty", 2)])
 def test_boards_fill_their_dsps(name, spare):
     """One DSP block a PE and four a requantisation lane (16-bit digits), and
@@ -134,9 +169,6 @@ def test_board_core_checks():
         BoardCore(AccelConfig(axi_addr_width=16), **{**good, "mem_bytes": 1 << 17})
     with pytest.raises(TypeError, match="AccelConfig or None"):
         BoardCore("2x2", **good)
-    with pytest.raises(ValueError, match="baud rate"):
-        BoardTop(get_board("icebreaker").__class__(**{
-            **vars(get_board("icebreaker")), "baudrate": 4_000_000}))
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import AccelConfig
+from ..uart import divisor_for
 
 __all__ = ["Board", "BOARDS", "BoardError", "get_board", "CONSTRAINTS_DIR", "PORTS"]
 
@@ -32,6 +33,16 @@ class BoardError(ValueError):
     """An unknown board, or a configuration the board cannot take."""
 
 
+FAMILIES = ("ice40", "ecp5", "xilinx")
+PLL_PARAMETERS = ("CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "CLKOP_CPHASE")
+# EHXPLLL limits (Lattice TN1263): the VCO runs at 400..800 MHz.
+PLL_VCO_HZ = (400e6, 800e6)
+
+
+def _positive_int(value):
+    return not isinstance(value, bool) and isinstance(value, int) and value > 0
+
+
 @dataclass(frozen=True)
 class Board:
     """One board (see the module docstring).
@@ -49,6 +60,10 @@ class Board:
       buffer, or None to leave it to the placer
     pnr_seeds: the nextpnr seeds the flow tries in turn until router2
       converges (`hw.board.synth.place_and_route`)
+
+    The constructor (also `replace` and `with_accel`) checks the fields and
+    that clk_hz is what the oscillator and the PLL give, raising BoardError
+    with the board's name.
     """
 
     name: str
@@ -72,6 +87,58 @@ class Board:
     max_payload: int = 256
     idle_seconds: float = 0.05
     notes: str = ""
+
+    def __post_init__(self):
+        where = f"board {self.name!r}:"
+        if self.family not in FAMILIES:
+            raise BoardError(f"{where} family must be one of {', '.join(FAMILIES)}, "
+                             f"not {self.family!r}")
+        for name in ("osc_hz", "clk_hz", "mem_bytes", "leds", "baudrate", "max_payload"):
+            if not _positive_int(getattr(self, name)):
+                raise BoardError(f"{where} {name} must be a positive integer, "
+                                 f"not {getattr(self, name)!r}")
+        if not isinstance(self.accel, AccelConfig):
+            raise BoardError(f"{where} accel must be an AccelConfig, not {self.accel!r}")
+        if (not isinstance(self.pnr_seeds, tuple) or not self.pnr_seeds
+                or not all(_positive_int(seed) for seed in self.pnr_seeds)):
+            raise BoardError(f"{where} pnr_seeds must be a non-empty tuple of positive "
+                             f"integers, not {self.pnr_seeds!r}")
+        if self.reset_dcc is not None and (self.family != "ecp5" or not self.reset_dcc
+                                           or not isinstance(self.reset_dcc, str)):
+            raise BoardError(f"{where} reset_dcc must be None or an ECP5 DCC site name, "
+                             f"not {self.reset_dcc!r}")
+        self._check_clock(where)
+        try:
+            divisor_for(self.clk_hz, self.baudrate)
+        except ValueError as error:
+            raise BoardError(f"{where} {error}") from None
+
+    def _check_clock(self, where):
+        """clk_hz is the oscillator's, or what the PLL makes of it."""
+        mhz = lambda hz: f"{hz / 1e6:g} MHz"
+        if self.pll is None:
+            if self.clk_hz != self.osc_hz:
+                raise BoardError(f"{where} clk_hz {mhz(self.clk_hz)} needs a PLL: the "
+                                 f"oscillator gives {mhz(self.osc_hz)}")
+            return
+        if self.family != "ecp5":
+            raise BoardError(f"{where} pll is an ECP5 EHXPLLL, the {self.family} has none here")
+        if (not isinstance(self.pll, dict) or sorted(self.pll) != sorted(PLL_PARAMETERS)
+                or not all(_positive_int(self.pll[name]) or name == "CLKOP_CPHASE"
+                           and self.pll[name] == 0 for name in PLL_PARAMETERS)):
+            raise BoardError(f"{where} pll must give {', '.join(PLL_PARAMETERS)} as integers "
+                             f"(dividers positive), not {self.pll!r}")
+        # The feedback is CLKOP: clk = osc * CLKFB_DIV / CLKI_DIV.
+        made = self.osc_hz * self.pll["CLKFB_DIV"] / self.pll["CLKI_DIV"]
+        if made != self.clk_hz:
+            raise BoardError(f"{where} the pll makes {mhz(made)} from {mhz(self.osc_hz)} "
+                             f"(x CLKFB_DIV {self.pll['CLKFB_DIV']} / CLKI_DIV "
+                             f"{self.pll['CLKI_DIV']}), not clk_hz {mhz(self.clk_hz)}")
+        vco = made * self.pll["CLKOP_DIV"]
+        if not PLL_VCO_HZ[0] <= vco <= PLL_VCO_HZ[1]:
+            raise BoardError(f"{where} the pll's VCO would run at {mhz(vco)} (clk_hz x "
+                             f"CLKOP_DIV {self.pll['CLKOP_DIV']}); it must be in "
+                             f"{mhz(PLL_VCO_HZ[0])}..{mhz(PLL_VCO_HZ[1])}")
 
     @property
     def constraint_file(self):
