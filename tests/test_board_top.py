@@ -122,7 +122,7 @@ ULX3S_PLL = get_board("ulx3s").pll
     ("ulx3s", {"family": "gowin"}, "family must be one of ice40, ecp5, xilinx, not 'gowin'"),
     ("ulx3s", {"clk_hz": 0}, "clk_hz must be a positive integer, not 0"),
     ("icebreaker", {"mem_bytes": 4096.0}, "mem_bytes must be a positive integer, not 4096.0"),
-    ("ulx3s", {"pnr_seeds": ()}, r"pnr_seeds must be a non-empty tuple of positive integers, "
+    ("ulx3s", {"pnr_seeds": ()}, r"pnr_seeds must be positive integers, at least one, "
                                  r"not \(\)"),
     ("ulx3s", {"pnr_seeds": (2, 0)}, "pnr_seeds must be"),
     ("arty", {"reset_dcc": "X3/Y46/LDCC0"}, "reset_dcc must be None or an ECP5 DCC site"),

@@ -43,6 +43,15 @@ def _positive_int(value):
     return not isinstance(value, bool) and isinstance(value, int) and value > 0
 
 
+def seeds_problem(name, seeds):
+    """What is wrong with `seeds` as nextpnr seeds (a non-empty tuple, list or
+    range of positive integers), or None."""
+    if (not isinstance(seeds, (tuple, list, range)) or not seeds
+            or not all(_positive_int(seed) for seed in seeds)):
+        return f"{name} must be positive integers, at least one, not {seeds!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class Board:
     """One board (see the module docstring).
@@ -99,10 +108,8 @@ class Board:
                                  f"not {getattr(self, name)!r}")
         if not isinstance(self.accel, AccelConfig):
             raise BoardError(f"{where} accel must be an AccelConfig, not {self.accel!r}")
-        if (not isinstance(self.pnr_seeds, tuple) or not self.pnr_seeds
-                or not all(_positive_int(seed) for seed in self.pnr_seeds)):
-            raise BoardError(f"{where} pnr_seeds must be a non-empty tuple of positive "
-                             f"integers, not {self.pnr_seeds!r}")
+        if problem := seeds_problem("pnr_seeds", self.pnr_seeds):
+            raise BoardError(f"{where} {problem}")
         if self.reset_dcc is not None and (self.family != "ecp5" or not self.reset_dcc
                                            or not isinstance(self.reset_dcc, str)):
             raise BoardError(f"{where} reset_dcc must be None or an ECP5 DCC site name, "

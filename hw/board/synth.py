@@ -42,7 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import ConfigError
-from .boards import BOARDS, BoardError, get_board
+from .boards import BOARDS, BoardError, get_board, seeds_problem
 from .top import IMAGES, board_verilog
 
 __all__ = ["synthesize", "SynthError", "ResourceError", "RouteStopped", "RouterWatch",
@@ -304,9 +304,8 @@ def synthesize(board, *, image="accel", out_dir=None, dsp=None, accel=None, rout
         board = get_board(board)
     progress = progress or (lambda message: None)
     RouterWatch(route_patience)          # checks the patience before anything runs
-    if seeds is not None and (not seeds or any(isinstance(seed, bool) or not isinstance(seed, int)
-                                               or seed < 1 for seed in seeds)):
-        raise ValueError(f"seeds must be positive integers, at least one, not {seeds!r}")
+    if seeds is not None and (problem := seeds_problem("seeds", seeds)):
+        raise ValueError(problem)
     dsp = board.dsp if dsp is None else dsp
     if dsp not in DSP_POLICIES:
         raise ValueError(f"dsp must be one of {', '.join(DSP_POLICIES)}, not {dsp!r}")
