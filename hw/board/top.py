@@ -30,7 +30,7 @@ from ..uart import divisor_for
 from .boards import Board, BoardError
 from .bridge import AXIL_ADDR_WIDTH, UARTBridge
 
-__all__ = ["BoardCore", "BoardTop", "IMAGES", "LINK_REGISTERS", "board_verilog"]
+__all__ = ["BoardCore", "BoardTop", "IMAGES", "LINK_REGISTERS", "board_verilog", "synchronised_reset"]
 
 IMAGES = ("accel", "link")
 LINK_REGISTERS = 4
@@ -146,19 +146,7 @@ class BoardTop(wiring.Component):
             locked = Signal()
             m.submodules.pll = self._ecp5_pll(ClockSignal("sync"), locked)
             m.d.comb += arst.eq(~self.rst_n | ~locked)
-        # The synchronised reset reaches most flip-flops of the design. On the
-        # ECP5 it goes through a DCCA onto a global line; as a fabric net
-        # (thousands of loads on the 12x12 top) it was the critical path.
-        m.domains.reset = ClockDomain("reset")
-        m.d.comb += ClockSignal("reset").eq(ClockSignal("sync"))
-        m.submodules.reset = ResetSynchronizer(arst, domain="reset")
-        if board.family == "ecp5":
-            site = {} if board.reset_dcc is None else {"a_BEL": board.reset_dcc}
-            m.submodules.reset_buffer = Instance("DCCA", **site,
-                                                 i_CLKI=ResetSignal("reset"), i_CE=1,
-                                                 o_CLKO=ResetSignal("sync"))
-        else:
-            m.d.comb += ResetSignal("sync").eq(ResetSignal("reset"))
+        synchronised_reset(m, board, arst)
 
         m.submodules.core = core = self.core
         m.d.comb += [core.uart_rx.eq(self.uart_rx), self.uart_tx.eq(core.uart_tx)]
@@ -185,6 +173,24 @@ class BoardTop(wiring.Component):
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked,
         )
+
+
+def synchronised_reset(m, board, arst):
+    """The sync domain's reset: `arst` synchronised to the sync clock.
+
+    It reaches most flip-flops of the design. On the ECP5 it goes through a
+    DCCA onto a global line; as a fabric net (thousands of loads on the
+    12x12 top) it was the critical path."""
+    m.domains.reset = ClockDomain("reset")
+    m.d.comb += ClockSignal("reset").eq(ClockSignal("sync"))
+    m.submodules.reset = ResetSynchronizer(arst, domain="reset")
+    if board.family == "ecp5":
+        site = {} if board.reset_dcc is None else {"a_BEL": board.reset_dcc}
+        m.submodules.reset_buffer = Instance("DCCA", **site,
+                                             i_CLKI=ResetSignal("reset"), i_CE=1,
+                                             o_CLKO=ResetSignal("sync"))
+    else:
+        m.d.comb += ResetSignal("sync").eq(ResetSignal("reset"))
 
 
 def board_verilog(board, *, image="accel", name="board_top"):
