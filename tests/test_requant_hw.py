@@ -127,11 +127,13 @@ def test_lane_matches_golden_model(digit_bits):
 def test_lane_inverted_bounds_give_act_max():
     # The driver refuses act_min > act_max; the hardware then returns act_max,
     # as TFLite's min(max(x, act_min), act_max) would.
+    # Values on both sides of and at each bound, whose quotient is acc itself.
     dut = RequantLane()
+    accs = [-100, *range(-12, 13), 100]
     stimuli = [{"acc": acc, "mult": INT32_MAX, "shift": 0, "zero_point": 0,
-                "act_min": 10, "act_max": -10, "valid": 1} for acc in (-100, 0, 100)]
+                "act_min": 10, "act_max": -10, "valid": 1} for acc in accs]
     samples = stream(dut, stimuli, [dut.result, dut.valid_out])
-    assert [sample[0] for sample in samples[dut.latency - 1:][:3]] == [-10, -10, -10]
+    assert [sample[0] for sample in samples[dut.latency - 1:][:len(accs)]] == [-10] * len(accs)
 
 
 @pytest.mark.parametrize("digit_bits", [8, 16])
