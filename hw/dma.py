@@ -172,8 +172,6 @@ class BurstPlanner(wiring.Component):
         # Planner state, all addresses in words.
         active = Signal()
         cur = Signal(waddr_bits)      # next word to cover
-        elem_addr = Signal(waddr_bits)
-        row_addr = Signal(waddr_bits)
         elem_left = Signal(words_bits)  # words of the current element not yet covered
         elem_words = Signal(words_bits)
         elems_left = Signal(elems_bits) # elements of the row, current one included
@@ -190,9 +188,19 @@ class BurstPlanner(wiring.Component):
         limit = Signal(range(MAX_BURST + 1))
         next_elem = Signal(waddr_bits)
         next_row = Signal(waddr_bits)
-        last_elem = Signal()
+        # What follows the current element, one-hot: the row's next element,
+        # the next row, or the command's end. Three registers instead of
+        # "last element" and "last row" flags, so that the planner's choice
+        # of its registers' next values takes one decode level less.
+        then_elem = Signal()
+        then_row = Signal()
+        then_end = Signal()
         last_row = Signal()
         single_elem = Signal()        # n_elems == 1
+
+        def set_then(is_last_elem, is_last_row):
+            m.d.sync += [then_elem.eq(~is_last_elem), then_row.eq(is_last_elem & ~is_last_row),
+                         then_end.eq(is_last_elem & is_last_row), last_row.eq(is_last_row)]
 
         # `elem_done`: the element's words left fit one burst from `cur`, so
         # this burst ends the element. It is a register, set with the
@@ -227,7 +235,7 @@ class BurstPlanner(wiring.Component):
         step = Signal()
         m.d.comb += step.eq(active & self.credit & (~self.burst.valid | self.burst.ready))
         finish = Signal()
-        m.d.comb += finish.eq(step & elem_done & last_elem & last_row)
+        m.d.comb += finish.eq(step & elem_done & then_end)
         load = Signal()
         m.d.comb += load.eq(p_ready & (~active | finish))
 
@@ -296,21 +304,21 @@ class BurstPlanner(wiring.Component):
                             Mux(long_room, room < 2 * MAX_BURST, page_words < MAX_BURST), left,
                             Mux(long_room, (beyond_room <= 0) & (elem_left <= 2 * MAX_BURST),
                                 beyond_room <= min(page_words, MAX_BURST)))
-            with m.Elif(~last_elem):
+            with m.Elif(then_elem):
                 m.d.sync += [
-                    cur.eq(next_elem), elem_addr.eq(next_elem),
+                    cur.eq(next_elem),
                     next_elem.eq(next_elem + elem_pitch),
                     elems_left.eq(elems_left - 1),
-                    last_elem.eq(elems_left == 2),
                 ]
+                set_then(elems_left == 2, last_row)
                 start_element(next_elem, elem_words)
-            with m.Elif(~last_row):
+            with m.Elif(then_row):
                 m.d.sync += [
-                    cur.eq(next_row), elem_addr.eq(next_row), row_addr.eq(next_row),
+                    cur.eq(next_row),
                     next_elem.eq(next_row + elem_pitch), next_row.eq(next_row + row_pitch),
-                    elems_left.eq(n_elems), last_elem.eq(single_elem),
-                    rows_left.eq(rows_left - 1), last_row.eq(rows_left == 2),
+                    elems_left.eq(n_elems), rows_left.eq(rows_left - 1),
                 ]
+                set_then(single_elem, rows_left == 2)
                 start_element(next_row, elem_words)
             with m.Else():
                 m.d.sync += active.eq(0)
@@ -320,14 +328,14 @@ class BurstPlanner(wiring.Component):
         with m.If(load):
             m.d.sync += [
                 active.eq(1),
-                cur.eq(p_addr), elem_addr.eq(p_addr), row_addr.eq(p_addr),
+                cur.eq(p_addr),
                 next_elem.eq(p_addr + p_elem_pitch), next_row.eq(p_addr + p_row_pitch),
                 elem_words.eq(p_words),
                 elems_left.eq(p_n_elems), n_elems.eq(p_n_elems),
-                last_elem.eq(p_n_elems == 1), single_elem.eq(p_n_elems == 1),
-                rows_left.eq(p_n_rows), last_row.eq(p_n_rows == 1),
+                single_elem.eq(p_n_elems == 1), rows_left.eq(p_n_rows),
                 elem_pitch.eq(p_elem_pitch), row_pitch.eq(p_row_pitch),
             ]
+            set_then(p_n_elems == 1, p_n_rows == 1)
             start_element(p_addr, p_words)
 
         m.d.comb += [self.planned.eq(step), self.busy.eq(p_full | active | self.burst.valid)]
