@@ -28,16 +28,15 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from ..compute import ComputeStage
-from ..config import ConfigError
 from ..dma import ReadEngine, TransferLayout, WriteEngine
 from ..jobs import Dispatcher
 from ..load import LoadStage
 from ..pe import PEArray
 from ..requant import Requantizer
 from ..store import StoreStage
-from .boards import BoardError, get_board
-from .synth import (REPO, TOP, SynthError, _fmax, _nextpnr, _run, _tool, _yosys_script,
-                    count_resources, place_and_route)
+from .boards import get_board
+from .synth import (REPO, TOP, _fmax, _nextpnr, _run, _tool, _yosys_script, count_resources,
+                    place_and_route, run_command)
 from .top import synchronised_reset
 
 __all__ = ["PARTS", "PartHarness", "critical_path", "time_part", "format_part_report", "main"]
@@ -235,22 +234,16 @@ def main(argv=None):
                         help="clock target in MHz (default 100)")
     parser.add_argument("--out-dir", type=Path, help="default build/fpga")
     args = parser.parse_args(argv)
-    start = time.monotonic()
 
-    def progress(message):
-        print(f"[{time.monotonic() - start:5.0f} s] {message}", file=sys.stderr, flush=True)
-
-    try:
+    def run(progress):
         board = get_board(args.board)
         for name in args.part:
             report = time_part(board, name, target_mhz=args.freq, out_dir=args.out_dir,
                                progress=progress)
             sys.stdout.write(format_part_report(report))
             sys.stdout.flush()
-    except (BoardError, ConfigError, SynthError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(run)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ from .boards import BOARDS, BoardError, get_board, seeds_problem
 from .top import IMAGES, board_verilog
 
 __all__ = ["synthesize", "SynthError", "ResourceError", "RouteStopped", "RouterWatch",
-           "place_and_route", "check_fit", "count_resources", "DSP_POLICIES", "main"]
+           "place_and_route", "check_fit", "count_resources", "DSP_POLICIES", "main",
+           "run_command"]
 
 TOP = "board_top"
 DSP_POLICIES = ("pe", "pe+requant", "all", "none")
@@ -439,12 +440,8 @@ def main(argv=None):
                         help="nextpnr seeds tried in turn until router2 converges "
                              "(default: the board's)")
     args = parser.parse_args(argv)
-    start = time.monotonic()
 
-    def progress(message):
-        print(f"[{time.monotonic() - start:5.0f} s] {message}", file=sys.stderr, flush=True)
-
-    try:
+    def run(progress):
         board = get_board(args.board)
         overrides = {name: value for name, value in (("rows", args.rows), ("cols", args.cols),
                                                      ("requant_lanes", args.requant_lanes))
@@ -453,11 +450,26 @@ def main(argv=None):
         report = synthesize(board, image=args.image, out_dir=args.out_dir, dsp=args.dsp,
                             accel=accel, route_patience=args.route_patience, seeds=args.seeds,
                             progress=progress)
+        sys.stdout.write(format_report(report))
+        print(f"outputs in {report['directory']}")
+
+    return run_command(run)
+
+
+def run_command(run):
+    """The body of a flow's command line: `run(progress)`, with progress on
+    stderr after the seconds since start; a flow error is printed as
+    `error: ...` and gives exit status 2."""
+    start = time.monotonic()
+
+    def progress(message):
+        print(f"[{time.monotonic() - start:5.0f} s] {message}", file=sys.stderr, flush=True)
+
+    try:
+        run(progress)
     except (BoardError, ConfigError, SynthError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    sys.stdout.write(format_report(report))
-    print(f"outputs in {report['directory']}")
     return 0
 
 
