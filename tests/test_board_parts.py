@@ -94,6 +94,8 @@ def test_critical_path_summary():
     ({"part_name": "fft"}, r"part must be one of dispatcher, load, .*, not 'fft'"),
     ({"part_name": "load", "target_mhz": 0}, r"target_mhz must be a positive number, not 0"),
     ({"part_name": "load", "board": "arty"}, r"iCE40 and ECP5 boards only, not arty"),
+    ({"part_name": "load", "seeds": [0]},
+     r"seeds must be positive integers, at least one, not \[0\]"),
 ])
 def test_bad_arguments(tmp_path, kwargs, message):
     kwargs = {"board": "icebreaker", **kwargs}

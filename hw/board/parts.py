@@ -34,7 +34,7 @@ from ..load import LoadStage
 from ..pe import PEArray
 from ..requant import Requantizer
 from ..store import StoreStage
-from .boards import get_board
+from .boards import get_board, seeds_problem
 from .synth import (REPO, TOP, _fmax, _nextpnr, _run, _tool, _yosys_script, count_resources,
                     place_and_route, run_command)
 from .top import synchronised_reset
@@ -155,6 +155,8 @@ def time_part(board, part_name, *, target_mhz=100.0, out_dir=None, seeds=None,
     if isinstance(target_mhz, bool) or not isinstance(target_mhz, (int, float)) \
             or not target_mhz > 0:
         raise ValueError(f"target_mhz must be a positive number, not {target_mhz!r}")
+    if seeds is not None and (problem := seeds_problem("seeds", seeds)):
+        raise ValueError(problem)
     if board.family not in ("ice40", "ecp5"):
         raise ValueError(f"parts are placed and routed on iCE40 and ECP5 boards only, not "
                          f"{board.name} ({board.family}): nextpnr does not support it")
@@ -177,7 +179,8 @@ def time_part(board, part_name, *, target_mhz=100.0, out_dir=None, seeds=None,
     pnr, _ = _nextpnr(board, target_mhz=target_mhz, constrained=False)
     progress(f"{part_name}: nextpnr")
     times["nextpnr"], seed = place_and_route(
-        pnr, out, board.pnr_seeds if seeds is None else list(seeds), route_patience, lambda message: progress(f"{part_name}: {message}"))
+        pnr, out, board.pnr_seeds if seeds is None else seeds, route_patience,
+        lambda message: progress(f"{part_name}: {message}"))
     pnr_report = json.loads((out / "pnr_report.json").read_text())
     report = {
         "board": board.name, "device": board.device, "part": part_name,

@@ -30,7 +30,8 @@ from ..uart import divisor_for
 from .boards import Board, BoardError
 from .bridge import AXIL_ADDR_WIDTH, UARTBridge
 
-__all__ = ["BoardCore", "BoardTop", "IMAGES", "LINK_REGISTERS", "board_verilog", "synchronised_reset"]
+__all__ = ["BoardCore", "BoardTop", "IMAGES", "LINK_REGISTERS", "board_verilog",
+           "synchronised_reset"]
 
 IMAGES = ("accel", "link")
 LINK_REGISTERS = 4
