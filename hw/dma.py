@@ -42,7 +42,7 @@ except RDATA/RVALID -> `data` and `data.ready` -> RREADY (read) and
 `data` -> WDATA/WVALID, WREADY -> `data.ready` (write).
 """
 
-from amaranth import C, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -172,6 +172,8 @@ class BurstPlanner(wiring.Component):
         # Planner state, all addresses in words.
         active = Signal()
         cur = Signal(waddr_bits)      # next word to cover
+        elem_addr = Signal(waddr_bits)
+        row_addr = Signal(waddr_bits)
         elem_left = Signal(words_bits)  # words of the current element not yet covered
         elem_words = Signal(words_bits)
         elems_left = Signal(elems_bits) # elements of the row, current one included
@@ -188,46 +190,29 @@ class BurstPlanner(wiring.Component):
         limit = Signal(range(MAX_BURST + 1))
         next_elem = Signal(waddr_bits)
         next_row = Signal(waddr_bits)
-        # What follows the current element, one-hot: the row's next element,
-        # the next row, or the command's end. Three registers instead of
-        # "last element" and "last row" flags, so that the planner's choice
-        # of its registers' next values takes one decode level less.
-        then_elem = Signal()
-        then_row = Signal()
-        then_end = Signal()
+        last_elem = Signal()
         last_row = Signal()
         single_elem = Signal()        # n_elems == 1
-
-        def set_then(is_last_elem, is_last_row):
-            m.d.sync += [then_elem.eq(~is_last_elem), then_row.eq(is_last_elem & ~is_last_row),
-                         then_end.eq(is_last_elem & is_last_row), last_row.eq(is_last_row)]
 
         # `elem_done`: the element's words left fit one burst from `cur`, so
         # this burst ends the element. It is a register, set with the
         # element's words left and the room, because it decides which
         # planner registers load (a compare in front of those enables limited
         # the clock).
+        limit_bits = len(limit)
         elem_done = Signal()
 
-        def start_burst(words_to_boundary, short_room, words_left, ends_element):
+        def start_burst(words_to_boundary, words_left):
             """The next burst starts `words_to_boundary` words before a 4 KiB
-            boundary (fewer than MAX_BURST when `short_room`) with `words_left`
-            words of its element to cover, all of them when `ends_element`.
-            The callers compute both conditions from their registers beside
-            the room and the words left, not from them: a compare after the
-            subtraction that gives the room was the planner's critical path."""
-            m.d.sync += [room.eq(words_to_boundary),
-                         limit.eq(Mux(short_room, words_to_boundary, MAX_BURST)),
-                         elem_left.eq(words_left), elem_done.eq(ends_element)]
+            boundary with `words_left` words of its element to cover."""
+            next_limit = Mux(words_to_boundary < MAX_BURST, words_to_boundary, MAX_BURST)
+            m.d.sync += [room.eq(words_to_boundary), limit.eq(next_limit),
+                         elem_left.eq(words_left),
+                         elem_done.eq((words_left[limit_bits:] == 0)
+                                      & (words_left[:limit_bits] <= next_limit))]
 
-        def start_element(addr, words):
-            """The first burst of an element of `words` words at word `addr`.
-            It ends the element if the words fit a burst and the page's rest:
-            words <= MAX_BURST and words <= page_words - offset."""
-            offset = addr[:page_bits]
-            short_room = offset > page_words - MAX_BURST if page_words > MAX_BURST else C(1)
-            start_burst(page_words - offset, short_room, words,
-                        (words <= MAX_BURST) & (words + offset <= page_words))
+        def room_at(addr):
+            return page_words - addr[:page_bits]
 
         chunk = Signal(range(MAX_BURST + 1))   # words of the burst planned this cycle
         m.d.comb += chunk.eq(Mux(elem_done, elem_left, limit))
@@ -235,7 +220,7 @@ class BurstPlanner(wiring.Component):
         step = Signal()
         m.d.comb += step.eq(active & self.credit & (~self.burst.valid | self.burst.ready))
         finish = Signal()
-        m.d.comb += finish.eq(step & elem_done & then_end)
+        m.d.comb += finish.eq(step & elem_done & last_elem & last_row)
         load = Signal()
         m.d.comb += load.eq(p_ready & (~active | finish))
 
@@ -288,38 +273,27 @@ class BurstPlanner(wiring.Component):
                 self.burst.payload.len.eq(chunk - 1),
             ]
             with m.If(~elem_done):
-                # A burst of `limit` words: up to the boundary (the next burst
-                # has the next page), or MAX_BURST short of it. The next one
-                # ends the element if the words left after this one fit its
-                # limit: with room > MAX_BURST, elem_left - MAX_BURST <=
-                # min(room - MAX_BURST, MAX_BURST); otherwise elem_left - room
-                # <= min(page_words, MAX_BURST).
+                # A burst of `limit` words: up to the boundary, or MAX_BURST short of it.
                 m.d.sync += cur.eq(cur + chunk)
                 left = Signal.like(elem_left)
                 m.d.comb += left.eq(elem_left - chunk)
-                beyond_room = Signal(signed(len(elem_left) + 1))
-                m.d.comb += beyond_room.eq(elem_left - room)
-                long_room = room > MAX_BURST
-                start_burst(Mux(long_room, room - MAX_BURST, page_words),
-                            Mux(long_room, room < 2 * MAX_BURST, page_words < MAX_BURST), left,
-                            Mux(long_room, (beyond_room <= 0) & (elem_left <= 2 * MAX_BURST),
-                                beyond_room <= min(page_words, MAX_BURST)))
-            with m.Elif(then_elem):
+                start_burst(Mux(room > MAX_BURST, room - MAX_BURST, page_words), left)
+            with m.Elif(~last_elem):
                 m.d.sync += [
-                    cur.eq(next_elem),
+                    cur.eq(next_elem), elem_addr.eq(next_elem),
                     next_elem.eq(next_elem + elem_pitch),
                     elems_left.eq(elems_left - 1),
+                    last_elem.eq(elems_left == 2),
                 ]
-                set_then(elems_left == 2, last_row)
-                start_element(next_elem, elem_words)
-            with m.Elif(then_row):
+                start_burst(room_at(next_elem), elem_words)
+            with m.Elif(~last_row):
                 m.d.sync += [
-                    cur.eq(next_row),
+                    cur.eq(next_row), elem_addr.eq(next_row), row_addr.eq(next_row),
                     next_elem.eq(next_row + elem_pitch), next_row.eq(next_row + row_pitch),
-                    elems_left.eq(n_elems), rows_left.eq(rows_left - 1),
+                    elems_left.eq(n_elems), last_elem.eq(single_elem),
+                    rows_left.eq(rows_left - 1), last_row.eq(rows_left == 2),
                 ]
-                set_then(single_elem, rows_left == 2)
-                start_element(next_row, elem_words)
+                start_burst(room_at(next_row), elem_words)
             with m.Else():
                 m.d.sync += active.eq(0)
         with m.Elif(self.burst.ready):
@@ -328,15 +302,15 @@ class BurstPlanner(wiring.Component):
         with m.If(load):
             m.d.sync += [
                 active.eq(1),
-                cur.eq(p_addr),
+                cur.eq(p_addr), elem_addr.eq(p_addr), row_addr.eq(p_addr),
                 next_elem.eq(p_addr + p_elem_pitch), next_row.eq(p_addr + p_row_pitch),
                 elem_words.eq(p_words),
                 elems_left.eq(p_n_elems), n_elems.eq(p_n_elems),
-                single_elem.eq(p_n_elems == 1), rows_left.eq(p_n_rows),
+                last_elem.eq(p_n_elems == 1), single_elem.eq(p_n_elems == 1),
+                rows_left.eq(p_n_rows), last_row.eq(p_n_rows == 1),
                 elem_pitch.eq(p_elem_pitch), row_pitch.eq(p_row_pitch),
             ]
-            set_then(p_n_elems == 1, p_n_rows == 1)
-            start_element(p_addr, p_words)
+            start_burst(room_at(p_addr), p_words)
 
         m.d.comb += [self.planned.eq(step), self.busy.eq(p_full | active | self.burst.valid)]
         return m

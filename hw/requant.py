@@ -25,7 +25,7 @@ class LaneParams(data.Struct):
     """Per-input parameters that travel down the pipeline beside their accumulator."""
     shift: unsigned(5)
     zero_point: signed(8)
-    act_floor: signed(8)        # min(act_min, act_max): what the clamp gives below it
+    act_min: signed(8)
     act_max: signed(8)
 
 
@@ -91,10 +91,7 @@ class RequantLane(wiring.Component):
         m.d.sync += [
             params[0].shift.eq(self.shift),
             params[0].zero_point.eq(self.zero_point),
-            # The clamp's lower bound from the inputs, so the clamp (stage
-            # 10) starts at registers (its compare of act_min with act_max
-            # was on the store stage's critical path alone on the ECP5).
-            params[0].act_floor.eq(Mux(self.act_min > self.act_max, self.act_max, self.act_min)),
+            params[0].act_min.eq(self.act_min),
             params[0].act_max.eq(self.act_max),
         ]
         m.d.sync += [later.eq(earlier) for earlier, later in zip(params, params[1:])]
@@ -145,13 +142,12 @@ class RequantLane(wiring.Component):
         m.d.sync += biased.eq(shifted_8 + round_up + params[product_stage + 3].zero_point)
 
         # Stage 10: the clamp in TFLite's order (max, then min): above act_max
-        # gives act_max, below act_min gives min(act_min, act_max). With
-        # act_min > act_max everything not above act_max is below act_min or
-        # equal to act_max, so comparing with the floor gives the same.
-        act_floor, act_max = params[product_stage + 4].act_floor, params[product_stage + 4].act_max
+        # gives act_max, below act_min gives min(act_min, act_max).
+        act_min, act_max = params[product_stage + 4].act_min, params[product_stage + 4].act_max
+        floor = Mux(act_min > act_max, act_max, act_min)
         # After the clamp the value is within int8, so 8 bits hold it.
         m.d.sync += self.result.eq(Mux(biased > act_max, act_max,
-                                       Mux(biased < act_floor, act_floor, biased[:8].as_signed())))
+                                       Mux(biased < act_min, floor, biased[:8].as_signed())))
 
         return m
 

@@ -192,42 +192,23 @@ class StoreStage(wiring.Component):
             fifo.w_en.eq(rq.valid_out & last_group),
         ]
 
-        # Serialise elements into bus words. `holding` (an element is being
-        # sent) and `last_word` (its last word is on the bus) are registers,
-        # and each word of the element loads on its own copies of them: the
-        # load decision for all the element's flip-flops, from the word index,
-        # was the store stage's critical path alone on the ECP5 (10 ns of
-        # routing to 384 enables).
+        # Serialise elements into bus words.
         element = Signal(words_int32 * bus, reset_less=True)
         word_index = Signal(range(words_int32))
         holding = Signal()
-        last_word = Signal()
-        word_next = Signal.like(word_index)
-        holding_next = Signal()
+        last_word = word_index == Mux(requant_mode, words_int8 - 1, words_int32 - 1)
         m.d.comb += [
             self.data.p.eq(element.word_select(word_index, bus)),
             self.data.valid.eq(holding),
-            word_next.eq(word_index), holding_next.eq(holding),
         ]
-
-        def take_element(holding, last_word):
-            return (~holding | self.data.ready & last_word) & fifo.r_rdy
-
+        take = (~holding | self.data.ready & last_word) & fifo.r_rdy
         with m.If(holding & self.data.ready):
-            m.d.comb += word_next.eq(word_index + 1)
+            m.d.sync += word_index.eq(word_index + 1)
             with m.If(last_word):
-                m.d.comb += [holding_next.eq(0), word_next.eq(0)]
-        take = take_element(holding, last_word)
+                m.d.sync += [holding.eq(0), word_index.eq(0)]
         with m.If(take):
-            m.d.comb += [fifo.r_en.eq(1), holding_next.eq(1), word_next.eq(0)]
-        last_word_next = word_next == Mux(requant_mode, words_int8 - 1, words_int32 - 1)
-        m.d.sync += [word_index.eq(word_next), holding.eq(holding_next),
-                     last_word.eq(last_word_next)]
-        holding_copies = registered_copies(m, holding_next, words_int32, "holding")
-        last_word_copies = registered_copies(m, last_word_next, words_int32, "last_word")
-        for w in range(words_int32):
-            with m.If(take_element(holding_copies[w], last_word_copies[w])):
-                m.d.sync += element.word_select(w, bus).eq(fifo.r_data.word_select(w, bus))
+            m.d.comb += fifo.r_en.eq(1)
+            m.d.sync += [element.eq(fifo.r_data), holding.eq(1), word_index.eq(0)]
         m.d.sync += outstanding.eq(outstanding + read - take)
         m.d.comb += self.busy.eq(reading | cmd_pending | (outstanding != 0) | holding
                                  | released.any())
