@@ -274,52 +274,32 @@ class ConvAccel(wiring.Component):
         # yosys would add a register and a multiplexer a data bit, and a
         # select that fans out to all of them).
         no_collisions = {"no_rw_check": 1}
-
-        def buffer(name, depth, write, read, attrs):
-            """A memory of `depth` entries a bank; `write`/`read`: (addr, data,
-            enable) of the load stage's port and (addr, data) of the compute
-            stage's."""
-            (addr, wdata, en), (rd_addr, rd_data) = write, read
+        for name, depth, (addr, wdata, en), (rd_addr, rd_data), attrs in (
+                ("in_mem", cfg.in_depth, (load.in_addr, load.in_data, load.in_en),
+                 (compute.in_rd_addr, compute.in_rd_data), no_collisions),
+                ("w_mem", cfg.kernel_max ** 2, (load.w_addr, load.w_data, load.w_en),
+                 (compute.w_rd_addr, compute.w_rd_data), {**no_collisions, "ram_style": "block"})):
             m.submodules[name] = mem = Memory(shape=len(wdata), depth=(1 << len(addr)) + depth,
                                               init=[], attrs=attrs)
-            write_port = mem.write_port()
-            read_port = mem.read_port()
+            write = mem.write_port()
+            read = mem.read_port()
             m.d.comb += [
-                write_port.addr.eq(Cat(addr, load.bank)), write_port.data.eq(wdata),
-                write_port.en.eq(en),
-                read_port.addr.eq(Cat(rd_addr, compute.rd_bank)), rd_data.eq(read_port.data),
+                write.addr.eq(Cat(addr, load.bank)), write.data.eq(wdata), write.en.eq(en),
+                read.addr.eq(Cat(rd_addr, compute.rd_bank)), rd_data.eq(read.data),
             ]
-
-        buffer("in_mem", cfg.in_depth, (load.in_addr, load.in_data, load.in_en),
-               (compute.in_rd_addr, compute.in_rd_data), no_collisions)
-        # The weight and accumulator buffers are a memory per array column,
-        # which the placer can put beside the column's DSPs (one memory's
-        # block RAMs hold bits of several columns; the 12x12 top's routing
-        # was congested where they sat).
-        def column_weights(value, c):
-            """Column c's weights in `value`, a weight element: bytes r * C + c."""
-            return Cat(value.word_select(r * cfg.cols + c, 8) for r in range(cfg.rows))
-
-        for c in range(cfg.cols):
-            buffer(f"w_mem{c}", cfg.kernel_max ** 2,
-                   (load.w_addr, column_weights(load.w_data, c), load.w_en),
-                   (compute.w_rd_addr, column_weights(compute.w_rd_data, c)),
-                   {**no_collisions, "ram_style": "block"})
         for b in range(2):
-            for c in range(cfg.cols):
-                acc_mem = Memory(shape=32, depth=cfg.acc_depth, init=[], attrs=no_collisions)
-                m.submodules[f"acc_mem{b}_{c}"] = acc_mem
-                acc_write = acc_mem.write_port()
-                acc_read = acc_mem.read_port()
-                column_bits = slice(32 * c, 32 * (c + 1))
-                m.d.comb += [
-                    acc_write.addr.eq(compute.acc_wr_addr),
-                    acc_write.data.eq(compute.acc_wr_data[column_bits]),
-                    acc_write.en.eq(compute.acc_wr_en & (compute.acc_wr_bank == b)),
-                    acc_read.addr.eq(Mux(acc_full[b], store.acc_rd_addr, compute.acc_rd_addr)),
-                    compute.acc_rd_data[b][column_bits].eq(acc_read.data),
-                    store.acc_rd_data[b][column_bits].eq(acc_read.data),
-                ]
+            acc_mem = Memory(shape=32 * cfg.cols, depth=cfg.acc_depth, init=[],
+                             attrs=no_collisions)
+            m.submodules[f"acc_mem{b}"] = acc_mem
+            acc_write = acc_mem.write_port()
+            acc_read = acc_mem.read_port()
+            m.d.comb += [
+                acc_write.addr.eq(compute.acc_wr_addr), acc_write.data.eq(compute.acc_wr_data),
+                acc_write.en.eq(compute.acc_wr_en & (compute.acc_wr_bank == b)),
+                acc_read.addr.eq(Mux(acc_full[b], store.acc_rd_addr, compute.acc_rd_addr)),
+                compute.acc_rd_data[b].eq(acc_read.data),
+                store.acc_rd_data[b].eq(acc_read.data),
+            ]
             # Each bank's words come from its own copy of the load stage's
             # word, a cycle later (the words of a bank sit beside its
             # consumers across the chip: the one register's route to the far

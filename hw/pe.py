@@ -18,8 +18,6 @@ class PE(wiring.Component):
     """One signed multiplier with registered operands and product (latency 2).
 
     Ports: `w`, `x` signed(data_width) in; `product` signed(2 * data_width) out.
-    `site`: the DSP site (the place-and-route tool's name) of the ECP5 PE's
-    MULT18X18D, or None to leave it to the placer.
 
     The operand registers keep the logic that selects the operands (buffer
     banks, padding) off the multiplier's path. Elaborated for a platform whose
@@ -35,13 +33,10 @@ class PE(wiring.Component):
 
     latency = 2
 
-    def __init__(self, *, data_width=8, site=None):
+    def __init__(self, *, data_width=8):
         if isinstance(data_width, bool) or not isinstance(data_width, int) or data_width <= 0:
             raise TypeError(f"data_width must be a positive integer, not {data_width!r}")
-        if site is not None and not (isinstance(site, str) and site):
-            raise TypeError(f"site must be None or a DSP site name, not {site!r}")
         self.data_width = data_width
-        self.site = site
         super().__init__({
             "w": In(signed(data_width)),
             "x": In(signed(data_width)),
@@ -75,8 +70,6 @@ class PE(wiring.Component):
         ports.update({f"i_B{i}": b[i] for i in range(width)})
         ports.update({f"i_C{i}": Const(0) for i in range(width)})
         ports.update({f"o_P{i}": p[i] for i in range(2 * width)})
-        if self.site is not None:
-            ports["a_BEL"] = self.site
         registers = {f"p_REG_{reg}_{what}": value
                      for reg in ("INPUTA", "INPUTB", "OUTPUT")
                      for what, value in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
@@ -119,9 +112,6 @@ class PEArray(wiring.Component):
     it and the last one, so no path has more than two adders: with
     `L = ceil(log2(R))` adder levels, `latency = 2 + (L // 2 + 1 if L else 0)`.
     A new pixel can enter every cycle.
-
-    Elaborated for a platform with `pe_sites` (`hw.board.boards.Board`), PE
-    (r, c) goes to the DSP site `platform.pe_sites(cfg)[r, c]`.
     """
 
     def __init__(self, cfg):
@@ -148,12 +138,11 @@ class PEArray(wiring.Component):
                       self.x)
         w = data.View(data.ArrayLayout(signed(width), rows * cols), self.w)
         sums = data.View(data.ArrayLayout(signed(self.sum_width), cols), self.sums)
-        sites = platform.pe_sites(self.cfg) if hasattr(platform, "pe_sites") else {}
 
         for col in range(cols):
             terms = []
             for row in range(rows):
-                pe = PE(data_width=width, site=sites.get((row, col)))
+                pe = PE(data_width=width)
                 m.submodules[f"pe_{row}_{col}"] = pe
                 m.d.comb += [pe.x.eq(x[col // COLS_PER_X_COPY][row]), pe.w.eq(w[row * cols + col])]
                 terms.append(pe.product)

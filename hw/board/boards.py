@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ..config import AccelConfig
 from ..uart import divisor_for
-from .dsp_sites import ECP5_85K_DSP_ROWS, pe_sites
 
 __all__ = ["Board", "BOARDS", "BoardError", "get_board", "CONSTRAINTS_DIR", "PORTS"]
 
@@ -44,14 +43,6 @@ def _positive_int(value):
     return not isinstance(value, bool) and isinstance(value, int) and value > 0
 
 
-def _distinct_site_rows(rows):
-    """`rows` is a non-empty tuple of tuples of distinct non-empty strings."""
-    if not isinstance(rows, tuple) or not rows or not all(isinstance(row, tuple) for row in rows):
-        return False
-    sites = [site for row in rows for site in row]
-    return all(isinstance(site, str) and site for site in sites) and len(set(sites)) == len(sites)
-
-
 def seeds_problem(name, seeds):
     """What is wrong with `seeds` as nextpnr seeds (a non-empty tuple, list or
     range of positive integers), or None."""
@@ -78,9 +69,6 @@ class Board:
       buffer, or None to leave it to the placer
     pnr_seeds: the nextpnr seeds the flow tries in turn until router2
       converges (`hw.board.synth.place_and_route`)
-    dsp_rows: the device's DSP sites (nextpnr's names), a tuple per DSP row
-      in x order, on which the PEs are placed (`pe_sites`); None leaves the
-      PEs to the placer
 
     The constructor (also `replace` and `with_accel`) checks the fields and
     that clk_hz is what the oscillator and the PLL give, raising BoardError
@@ -104,7 +92,6 @@ class Board:
     dsp: str = "pe"
     reset_dcc: str | None = None
     pnr_seeds: tuple = (1, 2, 3)
-    dsp_rows: tuple | None = None
     baudrate: int = 1_000_000
     max_payload: int = 256
     idle_seconds: float = 0.05
@@ -127,10 +114,6 @@ class Board:
                                            or not isinstance(self.reset_dcc, str)):
             raise BoardError(f"{where} reset_dcc must be None or an ECP5 DCC site name, "
                              f"not {self.reset_dcc!r}")
-        if self.dsp_rows is not None and not (self.family == "ecp5"
-                                              and _distinct_site_rows(self.dsp_rows)):
-            raise BoardError(f"{where} dsp_rows must be None or ECP5 DSP site names, a tuple "
-                             f"of distinct names a DSP row, not {self.dsp_rows!r}")
         self._check_clock(where)
         try:
             divisor_for(self.clk_hz, self.baudrate)
@@ -177,15 +160,6 @@ class Board:
         return {name: (direction, self.leds if width is None else width)
                 for name, (direction, width) in PORTS.items()}
 
-    def pe_sites(self, cfg):
-        """{(row, col): DSP site} of the PEs of the accelerator `cfg` on this
-        board, leaving sites for the requantiser's four 16 x 16 digit products
-        a lane; {} when the board names no sites or the array does not fit them."""
-        if self.dsp_rows is None:
-            return {}
-        spare = 4 * cfg.requant_lane_count if cfg.requant_digit_bits == 16 else 0
-        return pe_sites(self.dsp_rows, cfg.rows, cfg.cols, spare)
-
     def with_accel(self, accel):
         if not isinstance(accel, AccelConfig):
             raise TypeError(f"accel must be an AccelConfig, not {accel!r}")
@@ -222,9 +196,6 @@ BOARDS = {
         # top edge's TDCC0, where nextpnr found no route from the fabric to
         # its input; the same netlist routed with it on LDCC0.
         reset_dcc="X3/Y46/LDCC0",
-        # Each array column on twelve neighbouring DSP sites, four columns a
-        # DSP row (docs/fpga.md).
-        dsp_rows=ECP5_85K_DSP_ROWS,
         # nextpnr's default seed left router2 diverging on the 12x12 top
         # (least overuse 947 at iteration 25, 2273 at 41); seed 2 routed it in
         # 66 iterations (docs/fpga.md).
