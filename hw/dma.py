@@ -172,6 +172,8 @@ class BurstPlanner(wiring.Component):
         # Planner state, all addresses in words.
         active = Signal()
         cur = Signal(waddr_bits)      # next word to cover
+        elem_addr = Signal(waddr_bits)
+        row_addr = Signal(waddr_bits)
         elem_left = Signal(words_bits)  # words of the current element not yet covered
         elem_words = Signal(words_bits)
         elems_left = Signal(elems_bits) # elements of the row, current one included
@@ -278,7 +280,7 @@ class BurstPlanner(wiring.Component):
                 start_burst(Mux(room > MAX_BURST, room - MAX_BURST, page_words), left)
             with m.Elif(~last_elem):
                 m.d.sync += [
-                    cur.eq(next_elem),
+                    cur.eq(next_elem), elem_addr.eq(next_elem),
                     next_elem.eq(next_elem + elem_pitch),
                     elems_left.eq(elems_left - 1),
                     last_elem.eq(elems_left == 2),
@@ -286,7 +288,7 @@ class BurstPlanner(wiring.Component):
                 start_burst(room_at(next_elem), elem_words)
             with m.Elif(~last_row):
                 m.d.sync += [
-                    cur.eq(next_row),
+                    cur.eq(next_row), elem_addr.eq(next_row), row_addr.eq(next_row),
                     next_elem.eq(next_row + elem_pitch), next_row.eq(next_row + row_pitch),
                     elems_left.eq(n_elems), last_elem.eq(single_elem),
                     rows_left.eq(rows_left - 1), last_row.eq(rows_left == 2),
@@ -300,7 +302,7 @@ class BurstPlanner(wiring.Component):
         with m.If(load):
             m.d.sync += [
                 active.eq(1),
-                cur.eq(p_addr),
+                cur.eq(p_addr), elem_addr.eq(p_addr), row_addr.eq(p_addr),
                 next_elem.eq(p_addr + p_elem_pitch), next_row.eq(p_addr + p_row_pitch),
                 elem_words.eq(p_words),
                 elems_left.eq(p_n_elems), n_elems.eq(p_n_elems),
