@@ -172,6 +172,8 @@ class BurstPlanner(wiring.Component):
         # Planner state, all addresses in words.
         active = Signal()
         cur = Signal(waddr_bits)      # next word to cover
+        # Nothing reads elem_addr and row_addr, but without them the 12x12 board
+        # top synthesises differently and no longer routes (docs/fpga.md).
         elem_addr = Signal(waddr_bits)
         row_addr = Signal(waddr_bits)
         elem_left = Signal(words_bits)  # words of the current element not yet covered
