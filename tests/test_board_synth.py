@@ -86,6 +86,14 @@ def test_command_line_errors(capsys):
     assert "requant_lanes must be in 0..2, not 3" in capsys.readouterr().err
     assert main(["--board", "icebreaker", "--route-patience", "0"]) == 2
     assert "route patience must be a positive integer" in capsys.readouterr().err
+    assert main(["--board", "icebreaker", "--clock-mhz", "24"]) == 2
+    assert ("board 'icebreaker' has no PLL here: it runs at its oscillator's 12 MHz, not 24 MHz"
+            in capsys.readouterr().err)
+    for bad in ("0", "-5", "nan", "inf"):
+        assert main(["--board", "ulx3s", "--clock-mhz", bad]) == 2
+        assert "--clock-mhz must be a positive number of MHz" in capsys.readouterr().err
+    assert main(["--board", "ulx3s", "--clock-mhz", "48"]) == 2
+    assert "no EHXPLLL setting makes exactly 48 MHz from 25 MHz" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--board", "icebreaker", "--seeds", "1,x"])
     assert "seeds are positive integers separated by commas, not '1,x'" in capsys.readouterr().err

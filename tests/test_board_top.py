@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hw.board.boards import BOARDS, BoardError, get_board
+from hw.board.boards import BOARDS, BoardError, ecp5_pll, get_board
 from hw.board.synth import DSP_POLICIES
 from hw.board.top import BoardCore, BoardTop, board_verilog
 from hw.config import AccelConfig
@@ -85,26 +85,56 @@ def test_accel_image_has_the_same_ports_as_link_image(tops):
     assert top_port_bits(board_verilog(board, image="accel")) == tops["icebreaker"]
 
 
-# The ULX3S as shipped, and at 100 MHz (the timing target): the Board accepts
-# both PLLs, and they are what ecppll makes.
-PLL_100_MHZ = {"clk_hz": 100_000_000,
-               "pll": {"CLKI_DIV": 1, "CLKFB_DIV": 4, "CLKOP_DIV": 6, "CLKOP_CPHASE": 2}}
-
-
-@pytest.mark.parametrize("changes", [{}, PLL_100_MHZ], ids=["shipped", "100MHz"])
-def test_ecp5_pll_parameters_match_ecppll(tmp_path, changes):
-    board = replace(get_board("ulx3s"), **changes)
+def ecppll(tmp_path, osc_hz, clk_hz):
+    """The EHXPLLL parameters yowasp-ecppll gives, after checking that it
+    makes the clock exactly."""
     tool = Path(sys.executable).parent / "yowasp-ecppll"
-    result = subprocess.run([str(tool), "-i", f"{board.osc_hz / 1e6:g}",
-                             "-o", f"{board.clk_hz / 1e6:g}", "-f", "pll.v"],
-                            capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert f"clkout0 frequency: {board.clk_hz / 1e6:g} MHz" in result.stdout
+    result = subprocess.run([str(tool), "-i", f"{osc_hz / 1e6:g}", "-o", f"{clk_hz / 1e6:g}",
+                             "-f", "pll.v"], capture_output=True, text=True, check=True,
+                            cwd=tmp_path)
+    assert f"clkout0 frequency: {clk_hz / 1e6:g} MHz" in result.stdout
     module = (tmp_path / "pll.v").read_text()
-    found = {name: int(re.search(rf"\.{name}\((\d+)\)", module).group(1))
-             for name in ("CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "CLKOP_CPHASE")}
-    assert board.pll == found
-    vco = board.osc_hz / found["CLKI_DIV"] * found["CLKFB_DIV"] * found["CLKOP_DIV"]
-    assert 400e6 <= vco <= 800e6
+    return {name: int(re.search(rf"\.{name}\((\d+)\)", module).group(1))
+            for name in ("CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "CLKOP_CPHASE")}
+
+
+def test_shipped_pll_is_ecp5_pll():
+    board = get_board("ulx3s")
+    assert board.pll == ecp5_pll(board.osc_hz, board.clk_hz)
+    assert board.with_clock(board.clk_hz) is board
+
+
+# The ULX3S's 50 MHz, the 100 MHz target, and clocks whose CLKOP_CPHASE
+# comes out of ecppll's single-precision arithmetic either way (75 MHz:
+# CLKOP_DIV 8, CPHASE 4; 50 MHz: 12, 5), CLKI_DIV above 1, the PLL's limits.
+@pytest.mark.parametrize("clk_mhz", [50, 100, 60, 62.5, 75, 40, 80, 125, 200, 3.125])
+def test_ecp5_pll_is_what_ecppll_gives(tmp_path, clk_mhz):
+    clk_hz = round(clk_mhz * 1e6)
+    assert ecp5_pll(25_000_000, clk_hz) == ecppll(tmp_path, 25_000_000, clk_hz)
+
+
+@pytest.mark.parametrize("clk_mhz", [60, 100])
+def test_board_at_another_clock(clk_mhz):
+    board = get_board("ulx3s").with_clock(round(clk_mhz * 1e6))   # the Board checks its PLL
+    assert board.pll == ecp5_pll(25_000_000, board.clk_hz) and board.idle_cycles == 50_000 * clk_mhz
+    assert board.accel == get_board("ulx3s").accel
+
+
+@pytest.mark.parametrize("board, clk_hz, message", [
+    ("ulx3s", 48_000_000, r"no EHXPLLL setting makes exactly 48 MHz from 25 MHz \(it makes "
+                          r"25 MHz x CLKFB_DIV / CLKI_DIV, with 3.125 MHz..400 MHz after CLKI_DIV\)"),
+    ("ulx3s", 500_000_000, r"clk_hz must be an integer in 3.125 MHz..400 MHz for the EHXPLLL, "
+                           r"not 500000000"),
+    ("ulx3s", 60e6, r"clk_hz must be an integer .*, not 60000000.0"),
+    # The PLL makes it, the UART's divisor (1 Mbaud) cannot.
+    ("ulx3s", 3_125_000, r"board 'ulx3s': baud rate 1000000 is too high for a 3.125 MHz clock"),
+    ("icebreaker", 24_000_000, r"board 'icebreaker' has no PLL here: it runs at its "
+                               r"oscillator's 12 MHz, not 24 MHz"),
+    ("arty", 50_000_000, r"board 'arty' has no PLL here: it runs at its oscillator's 100 MHz"),
+])
+def test_with_clock_errors(board, clk_hz, message):
+    with pytest.raises(BoardError, match=message):
+        get_board(board).with_clock(clk_hz)
 
 
 def test_boards_and_images():

@@ -11,10 +11,12 @@ Pin assignments live only in the constraint files; the top's port names
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy
+
 from ..config import AccelConfig
 from ..uart import divisor_for
 
-__all__ = ["Board", "BOARDS", "BoardError", "get_board", "CONSTRAINTS_DIR", "PORTS"]
+__all__ = ["Board", "BOARDS", "BoardError", "get_board", "ecp5_pll", "CONSTRAINTS_DIR", "PORTS"]
 
 CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
 
@@ -35,8 +37,56 @@ class BoardError(ValueError):
 
 FAMILIES = ("ice40", "ecp5", "xilinx")
 PLL_PARAMETERS = ("CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "CLKOP_CPHASE")
-# EHXPLLL limits (Lattice TN1263): the VCO runs at 400..800 MHz.
+# EHXPLLL limits (Lattice TN1263): the VCO runs at 400..800 MHz, the phase
+# detector at 3.125..400 MHz, the output at 3.125..400 MHz; CLKI_DIV and
+# CLKOP_DIV go to 128, CLKFB_DIV to 80.
 PLL_VCO_HZ = (400e6, 800e6)
+PLL_PFD_HZ = (3.125e6, 400e6)
+PLL_OUT_HZ = (3.125e6, 400e6)
+PLL_DIV_MAX = {"CLKI_DIV": 128, "CLKFB_DIV": 80, "CLKOP_DIV": 128}
+
+
+def _mhz(hz):
+    return f"{hz / 1e6:g} MHz"
+
+
+def _ecppll_cphase(osc_hz, clki_div, clkfb_div, clkop_div):
+    """CLKOP_CPHASE as ecppll computes it: half the output period in VCO
+    cycles (a 180 degree shift), in its single-precision arithmetic, so the
+    result is one less than half CLKOP_DIV for some dividers and not others
+    (12 -> 5, 8 -> 4)."""
+    f32 = numpy.float32
+    pfd = f32(f32(osc_hz / 1e6) / f32(clki_div))
+    vco = f32(f32(pfd * f32(clkfb_div)) * f32(clkop_div))
+    out = f32(vco / f32(clkop_div))
+    half_period = f32(1 / (float(out) * 1e6) * 0.5)
+    return int(float(half_period) * (float(vco) * 1e6))
+
+
+def ecp5_pll(osc_hz, clk_hz):
+    """EHXPLLL parameters that make exactly `clk_hz` from `osc_hz` with CLKOP
+    as the feedback, the ones Project Trellis' ecppll gives: the smallest
+    CLKI_DIV, then the VCO nearest 600 MHz, and its CLKOP_CPHASE (with CLKOP
+    as the feedback the phase does not change the clock). BoardError when no
+    setting makes the clock exactly."""
+    if not _positive_int(clk_hz) or not PLL_OUT_HZ[0] <= clk_hz <= PLL_OUT_HZ[1]:
+        raise BoardError(f"clk_hz must be an integer in {_mhz(PLL_OUT_HZ[0])}.."
+                         f"{_mhz(PLL_OUT_HZ[1])} for the EHXPLLL, not {clk_hz!r}")
+    for clki_div in range(1, PLL_DIV_MAX["CLKI_DIV"] + 1):
+        if not PLL_PFD_HZ[0] <= osc_hz / clki_div <= PLL_PFD_HZ[1]:
+            continue
+        clkfb_div, remainder = divmod(clk_hz * clki_div, osc_hz)
+        if remainder or not 1 <= clkfb_div <= PLL_DIV_MAX["CLKFB_DIV"]:
+            continue
+        vco_divs = [div for div in range(1, PLL_DIV_MAX["CLKOP_DIV"] + 1)
+                    if PLL_VCO_HZ[0] <= clk_hz * div <= PLL_VCO_HZ[1]]
+        if vco_divs:
+            clkop_div = min(vco_divs, key=lambda div: abs(clk_hz * div - 600e6))
+            return {"CLKI_DIV": clki_div, "CLKFB_DIV": clkfb_div, "CLKOP_DIV": clkop_div,
+                    "CLKOP_CPHASE": _ecppll_cphase(osc_hz, clki_div, clkfb_div, clkop_div)}
+    raise BoardError(f"no EHXPLLL setting makes exactly {_mhz(clk_hz)} from "
+                     f"{_mhz(osc_hz)} (it makes {_mhz(osc_hz)} x CLKFB_DIV / CLKI_DIV, "
+                     f"with {_mhz(PLL_PFD_HZ[0])}..{_mhz(PLL_PFD_HZ[1])} after CLKI_DIV)")
 
 
 def _positive_int(value):
@@ -122,11 +172,10 @@ class Board:
 
     def _check_clock(self, where):
         """clk_hz is the oscillator's, or what the PLL makes of it."""
-        mhz = lambda hz: f"{hz / 1e6:g} MHz"
         if self.pll is None:
             if self.clk_hz != self.osc_hz:
-                raise BoardError(f"{where} clk_hz {mhz(self.clk_hz)} needs a PLL: the "
-                                 f"oscillator gives {mhz(self.osc_hz)}")
+                raise BoardError(f"{where} clk_hz {_mhz(self.clk_hz)} needs a PLL: the "
+                                 f"oscillator gives {_mhz(self.osc_hz)}")
             return
         if self.family != "ecp5":
             raise BoardError(f"{where} pll is an ECP5 EHXPLLL, the {self.family} has none here")
@@ -138,14 +187,14 @@ class Board:
         # The feedback is CLKOP: clk = osc * CLKFB_DIV / CLKI_DIV.
         made = self.osc_hz * self.pll["CLKFB_DIV"] / self.pll["CLKI_DIV"]
         if made != self.clk_hz:
-            raise BoardError(f"{where} the pll makes {mhz(made)} from {mhz(self.osc_hz)} "
+            raise BoardError(f"{where} the pll makes {_mhz(made)} from {_mhz(self.osc_hz)} "
                              f"(x CLKFB_DIV {self.pll['CLKFB_DIV']} / CLKI_DIV "
-                             f"{self.pll['CLKI_DIV']}), not clk_hz {mhz(self.clk_hz)}")
+                             f"{self.pll['CLKI_DIV']}), not clk_hz {_mhz(self.clk_hz)}")
         vco = made * self.pll["CLKOP_DIV"]
         if not PLL_VCO_HZ[0] <= vco <= PLL_VCO_HZ[1]:
-            raise BoardError(f"{where} the pll's VCO would run at {mhz(vco)} (clk_hz x "
+            raise BoardError(f"{where} the pll's VCO would run at {_mhz(vco)} (clk_hz x "
                              f"CLKOP_DIV {self.pll['CLKOP_DIV']}); it must be in "
-                             f"{mhz(PLL_VCO_HZ[0])}..{mhz(PLL_VCO_HZ[1])}")
+                             f"{_mhz(PLL_VCO_HZ[0])}..{_mhz(PLL_VCO_HZ[1])}")
 
     @property
     def constraint_file(self):
@@ -164,6 +213,18 @@ class Board:
         if not isinstance(accel, AccelConfig):
             raise TypeError(f"accel must be an AccelConfig, not {accel!r}")
         return replace(self, accel=accel)
+
+    def with_clock(self, clk_hz):
+        """This board with its design clock at `clk_hz`: on an ECP5 board the
+        PLL set for it (`ecp5_pll`); a board without a PLL runs only at its
+        oscillator's clock. Raises BoardError naming the reason otherwise
+        (the UART's divisor is checked as for any board)."""
+        if clk_hz == self.clk_hz:
+            return self
+        if self.family != "ecp5":
+            raise BoardError(f"board {self.name!r} has no PLL here: it runs at its "
+                             f"oscillator's {_mhz(self.osc_hz)}, not {_mhz(clk_hz)}")
+        return replace(self, clk_hz=clk_hz, pll=ecp5_pll(self.osc_hz, clk_hz))
 
 
 BOARDS = {

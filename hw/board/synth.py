@@ -33,6 +33,7 @@ the board's nextpnr seeds (`place_and_route`).
 
 import argparse
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -47,7 +48,7 @@ from .top import IMAGES, board_verilog
 
 __all__ = ["synthesize", "SynthError", "ResourceError", "RouteStopped", "RouterWatch",
            "place_and_route", "check_fit", "count_resources", "DSP_POLICIES", "main",
-           "run_command"]
+           "run_command", "clock_hz", "seed_list"]
 
 TOP = "board_top"
 DSP_POLICIES = ("pe", "pe+requant", "all", "none")
@@ -405,7 +406,14 @@ def _write_report(out, report):
     (out / "report.txt").write_text(format_report(report))
 
 
-def _seed_list(text):
+def clock_hz(mhz):
+    """A --clock-mhz value in Hz (a whole number of hertz)."""
+    if not (math.isfinite(mhz) and mhz > 0):
+        raise ValueError(f"--clock-mhz must be a positive number of MHz, not {mhz:g}")
+    return round(mhz * 1e6)
+
+
+def seed_list(text):
     try:
         seeds = [int(seed) for seed in text.split(",")]
     except ValueError:
@@ -432,17 +440,22 @@ def main(argv=None):
     parser.add_argument("--requant-lanes", type=int,
                         help="override the board's requantisation lanes (0: one per int8 "
                              "output of a bus word)")
+    parser.add_argument("--clock-mhz", type=float, metavar="F",
+                        help="design clock (default the board's; an ECP5 board's PLL is set "
+                             "for it, and nextpnr places and routes for it)")
     parser.add_argument("--out-dir", type=Path, help="default build/fpga")
     parser.add_argument("--route-patience", type=int, default=30, metavar="N",
                         help="stop router2 when its overuse has stayed above its least "
                              "for N iterations (default 30)")
-    parser.add_argument("--seeds", type=_seed_list, metavar="S1,S2,..",
+    parser.add_argument("--seeds", type=seed_list, metavar="S1,S2,..",
                         help="nextpnr seeds tried in turn until router2 converges "
                              "(default: the board's)")
     args = parser.parse_args(argv)
 
     def run(progress):
         board = get_board(args.board)
+        if args.clock_mhz is not None:
+            board = board.with_clock(clock_hz(args.clock_mhz))
         overrides = {name: value for name, value in (("rows", args.rows), ("cols", args.cols),
                                                      ("requant_lanes", args.requant_lanes))
                      if value is not None}
