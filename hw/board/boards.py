@@ -268,7 +268,7 @@ BOARDS = {
         name="arty", family="xilinx", device="xc7a35ticsg324-1L", package="csg324",
         speed="-1L", osc_hz=100_000_000, clk_hz=100_000_000, mem_bytes=64 << 10,
         # 8x8 with every product in a DSP48E1: 64 PEs + 6 lanes x 4 = 88 of 90,
-        # 71 % of the LUTs (yosys estimate, docs/fpga.md).
+        # 65 % of the LUTs (yosys estimate, docs/fpga.md).
         accel=AccelConfig(rows=8, cols=8, kernel_max=3, stride_max=2,
                           in_depth=1024, acc_depth=512, requant_lanes=6,
                           requant_digit_bits=16),
