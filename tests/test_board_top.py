@@ -122,7 +122,8 @@ def test_board_at_another_clock(clk_mhz):
 
 @pytest.mark.parametrize("board, clk_hz, message", [
     ("ulx3s", 48_000_000, r"no EHXPLLL setting makes exactly 48 MHz from 25 MHz \(it makes "
-                          r"25 MHz x CLKFB_DIV / CLKI_DIV, with 3.125 MHz..400 MHz after CLKI_DIV\)"),
+                          r"25 MHz x CLKFB_DIV / CLKI_DIV, with 3.125 MHz..400 MHz after "
+                          r"CLKI_DIV\)"),
     ("ulx3s", 500_000_000, r"clk_hz must be an integer in 3.125 MHz..400 MHz for the EHXPLLL, "
                            r"not 500000000"),
     ("ulx3s", 60e6, r"clk_hz must be an integer .*, not 60000000.0"),

@@ -26,7 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from .boards import BOARDS, get_board
-from .synth import REPO, ResourceError, SynthError, clock_hz, run_command, seed_list, synthesize
+from .synth import (REPO, NotRouted, ResourceError, SynthError, clock_hz, run_command,
+                    seed_list, synthesize)
 
 __all__ = ["sweep", "array_sizes", "default_out_dir", "format_table", "plot", "main"]
 
@@ -61,7 +62,8 @@ def _run_size(board, out, seeds, route_patience, start):
     rows, cols = board.accel.rows, board.accel.cols
     label = f"{rows}x{cols}"
     row = {"rows": rows, "cols": cols, "pes": rows * cols,
-           "requant_lanes": board.accel.requant_lane_count, "status": None, "report": None, "error": None}
+           "requant_lanes": board.accel.requant_lane_count, "status": None, "report": None,
+           "error": None}
     # The flow writes the report after yosys; a stale one from an earlier
     # sweep must not stand in for a run that stopped before that.
     report_file = out / label / f"{board.name}-accel" / "report.json"
@@ -72,7 +74,8 @@ def _run_size(board, out, seeds, route_patience, start):
                                    progress=_progress_line(start, label))
         row["status"] = "routed" if row["report"]["fmax_mhz"] is not None else "estimated"
     except SynthError as error:
-        row["status"] = "does not fit" if isinstance(error, ResourceError) else "did not route"
+        row["status"] = {ResourceError: "does not fit", NotRouted: "did not route"}.get(
+            type(error), "failed")
         row["error"] = str(error)
         if report_file.exists():
             row["report"] = json.loads(report_file.read_text())
@@ -100,7 +103,7 @@ def sweep(board, sizes, *, out_dir=None, jobs=1, seeds=None, route_patience=30):
         return [_run_size(*args) for args in arguments]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         # The largest arrays take longest: they start first.
-        largest_first = sorted(arguments, key=lambda args: -args[0].accel.rows * args[0].accel.cols)
+        largest_first = sorted(arguments, key=lambda args: -args[0].accel.pes)
         futures = {id(args): pool.submit(_run_size, *args) for args in largest_first}
         return [futures[id(args)].result() for args in arguments]
 
@@ -111,7 +114,9 @@ def _fmax_cell(row):
         verdict = "met" if report["fmax_mhz"] >= report["target_mhz"] else "missed"
         return f"{report['fmax_mhz']:.1f} MHz ({verdict}, seed {report['seed']})"
     if row["status"] == "did not route":
-        return "did not route: " + "; ".join(row["error"].splitlines()[1:] or [row["error"]])
+        return "did not route: " + "; ".join(row["error"].splitlines()[1:])
+    if row["status"] == "failed":
+        return "failed: " + row["error"].splitlines()[0]
     if row["status"] == "does not fit":
         return "does not fit: " + ", ".join(report["overflow"])
     return "no place and route for this family"
@@ -124,8 +129,8 @@ def format_table(board, rows):
              "|---|---:|---:|" + "---:|" * len(RESOURCES) + "---|"]
     for row in rows:
         used = row["report"]["resources"] if row["report"] else {}
-        cells = [f"{used[name]['used']} ({100 * used[name]['used'] / used[name]['available']:.0f} %)"
-                 if name in used else "" for name in RESOURCES]
+        cells = [f"{used[name]['used']} ({100 * used[name]['used'] / used[name]['available']:.0f}"
+                 " %)" if name in used else "" for name in RESOURCES]
         lines.append(f"| {row['rows']}x{row['cols']} | {row['pes']} | {row['requant_lanes']} | "
                      + " | ".join(cells) + f" | {_fmax_cell(row)} |")
     return "\n".join(lines) + "\n"
@@ -148,7 +153,7 @@ def plot(board, rows, path):
             fmax_axis.annotate(f"{fmax:.1f}", (x, fmax), textcoords="offset points",
                                xytext=(0, 6), ha="center")
     for x, row in zip(positions, rows):
-        if row["status"] in ("did not route", "does not fit"):
+        if row["status"] in ("did not route", "does not fit", "failed"):
             fmax_axis.plot([x], [0], "x", color="red")
             fmax_axis.annotate(row["status"], (x, 0), textcoords="offset points",
                                xytext=(0, 8), rotation=90, ha="center", va="bottom")

@@ -46,7 +46,7 @@ from ..config import ConfigError
 from .boards import BOARDS, BoardError, get_board, seeds_problem
 from .top import IMAGES, board_verilog
 
-__all__ = ["synthesize", "SynthError", "ResourceError", "RouteStopped", "RouterWatch",
+__all__ = ["synthesize", "SynthError", "ResourceError", "RouteStopped", "NotRouted", "RouterWatch",
            "place_and_route", "check_fit", "count_resources", "DSP_POLICIES", "main",
            "run_command", "clock_hz", "seed_list"]
 
@@ -157,6 +157,10 @@ class RouteStopped(SynthError):
     """nextpnr stopped by the flow: router2 was not converging."""
 
 
+class NotRouted(SynthError):
+    """nextpnr routed the design with none of the seeds tried."""
+
+
 def place_and_route(argv, out, seeds, patience, progress):
     """nextpnr (`argv`, without a seed) in `out`, with each of `seeds` in turn
     until router2 converges; returns (seconds, seed). Whether router2
@@ -173,7 +177,7 @@ def place_and_route(argv, out, seeds, patience, progress):
         except RouteStopped as stopped:
             (out / "nextpnr.log").replace(out / f"nextpnr-seed{seed}.log")
             reasons.append(f"seed {seed}: {stopped}")
-    raise SynthError("nextpnr did not route with any seed tried:\n" + "\n".join(reasons))
+    raise NotRouted("nextpnr did not route with any seed tried:\n" + "\n".join(reasons))
 
 
 def _run(argv, log, cwd, watch=None):
