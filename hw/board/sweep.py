@@ -12,7 +12,7 @@ routed, the resource that overflowed when it does not fit, the last overuse
 of each seed when router2 did not converge. Outputs in --out-dir (default
 build/fpga-sweep/<board>): each size's flow directory (`<R>x<C>/`),
 `sweep.json`, `sweep.md` (a table) and `sweep.png` (Fmax and resource use
-against the number of PEs). `--jobs N` runs N sizes at a time (nextpnr uses
+against the array size). `--jobs N` runs N sizes at a time (nextpnr uses
 one core).
 """
 
@@ -137,7 +137,7 @@ def format_table(board, rows):
 
 
 def plot(board, rows, path):
-    """Fmax and resource use against the number of PEs, one figure."""
+    """Fmax and resource use against the array size, one figure at `path`."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
