@@ -31,9 +31,6 @@ from .synth import (REPO, NotRouted, ResourceError, SynthError, clock_hz, run_co
 
 __all__ = ["sweep", "array_sizes", "default_out_dir", "format_table", "plot", "main"]
 
-RESOURCES = ("LUT", "FF", "DSP", "BRAM_KBIT")
-
-
 def array_sizes(text):
     """[(rows, cols)] from "2,4,8x16": N is an N x N array."""
     sizes = []
@@ -125,12 +122,12 @@ def _fmax_cell(row):
 def format_table(board, rows):
     """A Markdown table of the sweep's rows."""
     lines = [f"{board.name} ({board.device}), clock target {board.clk_hz / 1e6:g} MHz", "",
-             "| array | PEs | lanes | " + " | ".join(RESOURCES) + " | Fmax |",
-             "|---|---:|---:|" + "---:|" * len(RESOURCES) + "---|"]
+             "| array | PEs | lanes | " + " | ".join(board.resources) + " | Fmax |",
+             "|---|---:|---:|" + "---:|" * len(board.resources) + "---|"]
     for row in rows:
         used = row["report"]["resources"] if row["report"] else {}
         cells = [f"{used[name]['used']} ({100 * used[name]['used'] / used[name]['available']:.0f}"
-                 " %)" if name in used else "" for name in RESOURCES]
+                 " %)" if name in used else "" for name in board.resources]
         lines.append(f"| {row['rows']}x{row['cols']} | {row['pes']} | {row['requant_lanes']} | "
                      + " | ".join(cells) + f" | {_fmax_cell(row)} |")
     return "\n".join(lines) + "\n"
@@ -164,7 +161,7 @@ def plot(board, rows, path):
                   ylabel="MHz", ylim=(0, max([target] + [f for _, f in routed]) * 1.15),
                   title=f"{board.name}: Fmax after place and route")
     fmax_axis.legend(loc="lower left")
-    for name in RESOURCES:
+    for name in board.resources:
         points = [(x, 100 * row["report"]["resources"][name]["used"]
                    / row["report"]["resources"][name]["available"])
                   for x, row in zip(positions, rows) if row["report"]]
