@@ -5,11 +5,12 @@ input pixel per cycle, exactly (no wrap): the int32 accumulation happens
 downstream.
 """
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
+from .dsp import ECP5_DSP_WIDTH, ecp5_multiplier
 
 __all__ = ["PE", "PEArray"]
 
@@ -53,41 +54,13 @@ class PE(wiring.Component):
         return m
 
     def _ecp5_dsp(self):
-        # The operands go to the top bits of A and B, zeros below: the
-        # multiplier computes w * x * 2**(2 * low), so the product is P's top
-        # 2 * data_width bits. Constant inputs are configuration bits of the
-        # DSP, not routed wires, while a sign extension would route the sign
-        # to every upper input: 2 * low fewer wires into each DSP block, where
-        # the 12x12 array's routing is congested.
         m = Module()
-        width = ECP5_DSP_WIDTH
-        low = width - self.data_width
-        a = Cat(Const(0, low), self.w)
-        b = Cat(Const(0, low), self.x)
-        p = Signal(2 * width)
-        m.d.comb += self.product.eq(p[2 * low:])
-        ports = {f"i_A{i}": a[i] for i in range(width)}
-        ports.update({f"i_B{i}": b[i] for i in range(width)})
-        ports.update({f"i_C{i}": Const(0) for i in range(width)})
-        ports.update({f"o_P{i}": p[i] for i in range(2 * width)})
-        registers = {f"p_REG_{reg}_{what}": value
-                     for reg in ("INPUTA", "INPUTB", "OUTPUT")
-                     for what, value in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
-        m.submodules.dsp = Instance(
-            "MULT18X18D",
-            p_GSR="DISABLED", p_RESETMODE="SYNC", **registers,
-            i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
-            i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=0,
-            **ports)
+        m.d.comb += self.product.eq(ecp5_multiplier(m, self.w, self.x, "dsp"))
         return m
 
 
 # Array columns an input-pixel copy feeds (`PEArray.x`).
 COLS_PER_X_COPY = 4
-
-# Operand width of the ECP5's MULT18X18D.
-ECP5_DSP_WIDTH = 18
-
 
 class PEArray(wiring.Component):
     """R x C multipliers and a pipelined adder tree per column.

@@ -14,6 +14,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
+from .dsp import ecp5_multiplier
 from .fanout import registered_copies
 
 __all__ = ["RequantLane", "Requantizer"]
@@ -106,7 +107,7 @@ class RequantLane(wiring.Component):
         if self.digit_bits == 8:
             product = self._signed_digit_product(m, acc, mult)
         else:
-            product = self._magnitude_product(m, acc, mult)
+            product = self._magnitude_product(m, acc, mult, platform)
         product_stage = self.PRODUCT_STAGE
 
         # Stage 6: gemmlowp adds 2**30 (product >= 0) or 1 - 2**30 (product < 0)
@@ -185,14 +186,21 @@ class RequantLane(wiring.Component):
         assert 1 + levels == self.PRODUCT_STAGE
         return product
 
-    def _magnitude_product(self, m, acc, mult):
+    def _magnitude_product(self, m, acc, mult, platform):
         """Stages 1-5 for 16-bit digits: unsigned digits of the magnitudes, so
         that each product is one unsigned 16 x 16 multiplier (an SB_MAC16 or a
         MULT18X18D) with registered operands and product."""
+        # On the ECP5 the magnitudes and the digit products are registered in
+        # the MULT18X18Ds themselves (`hw.dsp`): yosys would leave both
+        # registers in the fabric, a route into the DSP and one out of it on
+        # one path (on the 6x6 and 10x10 ULX3S tops at 100 MHz the critical
+        # path). yosys' SB_MAC16 mapping takes the registers in by itself.
+        in_dsp = getattr(platform, "family", None) == "ecp5"
         magnitudes = []
         for name, value in (("acc", acc), ("mult", mult)):
             magnitude = Signal(32, name=f"{name}_magnitude", reset_less=True)   # 2**31 fits
-            m.d.sync += magnitude.eq(Mux(value < 0, -value, value))
+            domain = m.d.comb if in_dsp else m.d.sync
+            domain += magnitude.eq(Mux(value < 0, -value, value))
             magnitudes.append(magnitude)
         negative = [Signal(name=f"negative_{stage}", reset_less=True)
                     for stage in range(1, self.PRODUCT_STAGE)]
@@ -202,9 +210,13 @@ class RequantLane(wiring.Component):
         terms = []
         for k in range(2):
             for j in range(2):
-                partial = Signal(32, name=f"partial_{k}_{j}", reset_less=True)
-                m.d.sync += partial.eq(acc_magnitude.word_select(k, 16)
-                                       * mult_magnitude.word_select(j, 16))
+                acc_digit = acc_magnitude.word_select(k, 16)
+                mult_digit = mult_magnitude.word_select(j, 16)
+                if in_dsp:
+                    partial = ecp5_multiplier(m, acc_digit, mult_digit, f"partial_{k}_{j}")
+                else:
+                    partial = Signal(32, name=f"partial_{k}_{j}", reset_less=True)
+                    m.d.sync += partial.eq(acc_digit * mult_digit)
                 terms.append((partial, 16 * (k + j)))
         terms.sort(key=lambda term: term[1])
         magnitude, levels = self._sum_tree(m, terms, unsigned(64), "sum")

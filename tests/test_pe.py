@@ -6,11 +6,13 @@ import re
 
 import numpy as np
 import pytest
-from amaranth.hdl import Cat, Elaboratable, Fragment, Module, Signal, signed
+from amaranth.hdl import Cat, Elaboratable, Module, Signal, signed
 from amaranth.sim import Simulator
 
 from hw.config import AccelConfig
 from hw.pe import COLS_PER_X_COPY, PE, PEArray
+
+from dsp_models import on_modelled_ecp5
 
 
 def pack(values, width):
@@ -57,65 +59,13 @@ class EveryProduct(Elaboratable):
         return m
 
 
-class MULT18X18DModel(Elaboratable):
-    """Behaviour of the ECP5's MULT18X18D as the PE configures it, from Lattice's
-    sysDSP user guide: P = A * B (18 x 18 -> 36 bits, signed by SIGNEDA/B),
-    A, B and P each registered on CLK0 when their REG_*_CLK is "CLK0". Anything
-    else the PE does not use is refused, so the model cannot pass silently."""
-
-    def __init__(self, kind, **ports):
-        assert kind == "MULT18X18D"
-        self.ports = ports
-
-    def elaborate(self, platform):
-        ports = self.ports
-        assert (ports["i_CE0"], ports["i_RST0"], ports["i_SOURCEA"], ports["i_SOURCEB"]) == (1, 0, 0, 0)
-        assert all(int(ports[f"i_C{i}"].value) == 0 for i in range(18))
-        assert {name for name, value in ports.items()
-                if name.startswith("p_REG_") and name.endswith("_CLK")} == \
-            {"p_REG_INPUTA_CLK", "p_REG_INPUTB_CLK", "p_REG_OUTPUT_CLK"}
-        m = Module()
-
-        def operand(name):
-            value = Cat(ports[f"i_{name}{i}"] for i in range(18))
-            value = value.as_signed() if ports[f"i_SIGNED{name}"] else value
-            if ports[f"p_REG_INPUT{name}_CLK"] != "CLK0":
-                return value
-            registered = Signal(value.shape())
-            m.d.sync += registered.eq(value)
-            return registered
-
-        product = Signal(36)
-        if ports["p_REG_OUTPUT_CLK"] == "CLK0":
-            m.d.sync += product.eq(operand("A") * operand("B"))
-        else:
-            m.d.comb += product.eq(operand("A") * operand("B"))
-        m.d.comb += [ports[f"o_P{i}"].eq(product[i]) for i in range(36)]
-        return m
-
-
-class OnPlatform(Elaboratable):
-    """Elaborates `inner` for `platform` (the simulator elaborates for None)."""
-
-    def __init__(self, inner, platform):
-        self.inner, self.platform = inner, platform
-
-    def elaborate(self, platform):
-        return Fragment.get(self.inner, self.platform)
-
-
 @pytest.mark.parametrize("platform", [None, "ulx3s"])
 def test_pe_every_int8_pair(platform, monkeypatch):
     """Every int8 pair through the plain PE and through the ECP5 PE, whose
     MULT18X18D wiring (operands in the top bits of A and B, the product from
     P's top bits) runs against a model of the DSP, with the same latency."""
     every = EveryProduct()
-    dut = every
-    if platform is not None:
-        import hw.pe
-        from hw.board.boards import get_board
-        monkeypatch.setattr(hw.pe, "Instance", MULT18X18DModel)
-        dut = OnPlatform(every, get_board(platform))
+    dut = every if platform is None else on_modelled_ecp5(every, monkeypatch)
     weights = list(range(-128, 128))
     samples = run(dut, lambda ctx, cycle: ctx.set(every.w, weights[min(cycle, 255)]),
                   [every.products], 257)

@@ -16,6 +16,8 @@ from hw.config import AccelConfig
 from hw.requant import RequantLane, Requantizer
 from sw_driver.quant import INT32_MAX, INT32_MIN, requantize, srdhm
 
+from dsp_models import on_modelled_ecp5
+
 EXTREME_INT32 = np.array([INT32_MIN, INT32_MIN + 1, -(1 << 30), -1, 0, 1, 1 << 30,
                           INT32_MAX - 1, INT32_MAX])
 
@@ -68,8 +70,10 @@ def shared_stimulus(rng, count):
     return zero_point, bounds[:, 0], bounds[:, 1], valid
 
 
-def stream(dut, stimuli, outputs):
-    """Drive one dict of port values per cycle, then idle; sample `outputs` after every tick."""
+def stream(dut, stimuli, outputs, top=None):
+    """Drive one dict of port values per cycle, then idle; sample `outputs`
+    after every tick. `top` (default `dut`) is what is simulated: `dut` in
+    a wrapper."""
     samples = []
 
     async def testbench(ctx):
@@ -79,7 +83,7 @@ def stream(dut, stimuli, outputs):
             await ctx.tick()
             samples.append([ctx.get(signal) for signal in outputs])
 
-    sim = Simulator(dut)
+    sim = Simulator(dut if top is None else top)
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
@@ -106,17 +110,28 @@ def test_lane_latency():
     assert RequantLane.latency == RequantLane().latency == RequantLane(16).latency == 11
 
 
-@pytest.mark.parametrize("digit_bits", [8, 16])
-def test_lane_matches_golden_model(digit_bits):
+# The 16-bit digits also on the ECP5, where the lane instantiates its
+# MULT18X18Ds (simulated by a model of the DSP).
+LANE_VARIANTS = [(8, False), (16, False), (16, True)]
+
+
+def lane_under_test(digit_bits, on_ecp5, monkeypatch):
+    """(lane, what to simulate)."""
+    lane = RequantLane(digit_bits)
+    return lane, on_modelled_ecp5(lane, monkeypatch) if on_ecp5 else lane
+
+
+@pytest.mark.parametrize("digit_bits, on_ecp5", LANE_VARIANTS)
+def test_lane_matches_golden_model(digit_bits, on_ecp5, monkeypatch):
     rng = np.random.default_rng(1)
     acc, mult, shift = (np.concatenate(parts) for parts in zip(POT_TIES.T, lane_stimulus(rng, 500)))
     count = acc.size
     zero_point, act_min, act_max, valid = shared_stimulus(rng, count)
-    dut = RequantLane(digit_bits)
+    dut, top = lane_under_test(digit_bits, on_ecp5, monkeypatch)
     stimuli = [{"acc": int(acc[t]), "mult": int(mult[t]), "shift": int(shift[t]),
                 "zero_point": int(zero_point[t]), "act_min": int(act_min[t]),
                 "act_max": int(act_max[t]), "valid": int(valid[t])} for t in range(count)]
-    samples = stream(dut, stimuli, [dut.result, dut.valid_out])
+    samples = stream(dut, stimuli, [dut.result, dut.valid_out], top)
 
     check_latency(valid, samples, dut.latency)
     expected = requantize(acc, mult, shift, zero_point, act_min, act_max)
@@ -136,8 +151,8 @@ def test_lane_inverted_bounds_give_act_max():
     assert [sample[0] for sample in samples[dut.latency - 1:][:len(accs)]] == [-10] * len(accs)
 
 
-@pytest.mark.parametrize("digit_bits", [8, 16])
-def test_lane_multiplies_every_digit_pair(digit_bits):
+@pytest.mark.parametrize("digit_bits, on_ecp5", LANE_VARIANTS)
+def test_lane_multiplies_every_digit_pair(digit_bits, on_ecp5, monkeypatch):
     """Each digit of acc against each digit of mult at its extreme values, and
     their mixes with the other digits zero or all ones: a misplaced or
     mis-signed digit product changes srdhm's leading bits, which the shift
@@ -154,10 +169,10 @@ def test_lane_multiplies_every_digit_pair(digit_bits):
     acc, mult = (grid.ravel() for grid in np.meshgrid(words, words))
     high = np.abs(srdhm(acc, mult).astype(np.int64))
     shift = np.clip([int(value).bit_length() - 6 for value in high], 0, 31)
-    dut = RequantLane(digit_bits)
+    dut, top = lane_under_test(digit_bits, on_ecp5, monkeypatch)
     stimuli = [{"acc": int(a), "mult": int(b), "shift": int(s), "zero_point": 0,
                 "act_min": -128, "act_max": 127, "valid": 1} for a, b, s in zip(acc, mult, shift)]
-    samples = stream(dut, stimuli, [dut.result, dut.valid_out])
+    samples = stream(dut, stimuli, [dut.result, dut.valid_out], top)
     results = np.array([sample[0] for sample in samples[dut.latency - 1:][:acc.size]])
     expected = requantize(acc, mult, shift, 0, -128, 127)
     # Every large srdhm lands in 32..64 in magnitude: its six leading bits, never saturated.
@@ -171,6 +186,23 @@ def test_lane_multiplies_every_digit_pair(digit_bits):
 def test_lane_refuses_digit_bits(value):
     with pytest.raises(ValueError, match=f"^digit_bits must be 8 or 16, not {re.escape(repr(value))}$"):
         RequantLane(value)
+
+
+def test_lane_on_ecp5_registers_its_products_in_four_dsps():
+    """On the ECP5 the 16-bit-digit lane's four digit products are MULT18X18Ds
+    with their input and output registers (`hw.dsp`), unsigned, and yosys
+    has no multiplication left to map; the 8-bit-digit lane stays in LUTs."""
+    from amaranth.back import rtlil
+    from hw.board.boards import get_board
+    text = rtlil.convert(RequantLane(16), platform=get_board("ulx3s"), name="lane")
+    assert text.count("cell \\MULT18X18D") == 4
+    for register in ("INPUTA", "INPUTB", "OUTPUT"):
+        assert text.count(f'parameter \\REG_{register}_CLK "CLK0"') == 4
+    assert text.count("connect \\SIGNEDA 1'0") == 4
+    assert "$mul" not in text
+    assert "MULT18X18D" not in rtlil.convert(RequantLane(8), platform=get_board("ulx3s"),
+                                             name="lane")
+    assert "MULT18X18D" not in rtlil.convert(RequantLane(16), name="lane")
 
 
 @pytest.mark.parametrize("cols, bus, lanes_parameter, digit_bits, lanes", [

@@ -154,8 +154,10 @@ class UARTBridge(wiring.Component):
             m.d.sync += idle.eq(idle + 1)
 
         is_write = (cmd == Command.WRITE_REG) | (cmd == Command.WRITE_MEM)
-        mem_addr = Signal(32)
-        m.d.comb += mem_addr.eq(addr + count)
+        # The byte at `count` of a memory access, `addr + count`, kept in a
+        # register that steps with `count`: the sum's carry chain in front of
+        # the memory's address and lane select was a critical path.
+        mem_addr = Signal(range(self.mem_bytes))
         lane = mem_addr[:lane_bits] if lane_bits else Const(0, 1)
         m.d.comb += [
             mem.addr.eq(mem_addr[lane_bits:]),
@@ -252,9 +254,10 @@ class UARTBridge(wiring.Component):
                 with m.If(timeout):
                     m.next = "RESPOND"
 
-            with m.State("CHECK"):
+            with m.State("CHECK"):              # count is 0
                 m.d.comb += self.active.eq(1)
-                m.d.sync += [status.eq(Status.OK), aw_done.eq(0), w_done.eq(0), ar_done.eq(0)]
+                m.d.sync += [status.eq(Status.OK), aw_done.eq(0), w_done.eq(0), ar_done.eq(0),
+                             mem_addr.eq(addr)]
                 bad_reg = (addr >= REGISTER_WINDOW) | (addr[:2] != 0)
                 bad_mem = (addr + length)[:33] > self.mem_bytes
                 bad_mem_len = (length == 0) | (length > self.max_payload)
@@ -323,7 +326,7 @@ class UARTBridge(wiring.Component):
             with m.State("MEM_STORE"):
                 m.d.comb += [self.active.eq(1), mem.valid.eq(1), mem.write.eq(1)]
                 with m.If(mem.ready):
-                    m.d.sync += count.eq(count + 1)
+                    m.d.sync += [count.eq(count + 1), mem_addr.eq(mem_addr + 1)]
                     with m.If(count == length - 1):
                         m.d.sync += count.eq(0)
                         m.next = "RESPOND"
@@ -389,7 +392,7 @@ class UARTBridge(wiring.Component):
                 m.d.comb += self.active.eq(1)
                 send(data_byte, "R_FETCH")
                 with m.If(tx.data.ready):
-                    m.d.sync += count.eq(count + 1)
+                    m.d.sync += [count.eq(count + 1), mem_addr.eq(mem_addr + 1)]
                     with m.If(count == resp_len - 1):
                         m.next = "R_CRC0"
             with m.State("R_CRC0"):
