@@ -6,7 +6,11 @@ The memory has one read port and one write port (simple dual port: block RAM
 on every FPGA family). AXI reads use the read port, AXI writes the write port,
 so both directions run at once, one beat per cycle each. The host port shares
 them and has priority: a host read takes the read port for one cycle, a host
-write the write port; the AXI side waits that cycle.
+write the write port; the AXI side waits that cycle. A host write is taken
+into a register and done in the cycle after, so AXI WREADY and the write
+port's inputs depend on that register only, not on the host's request logic
+(on the ULX3S 4x4 top for 100 MHz, the UART bridge's state through WREADY
+into the store stage was the critical path).
 
 AXI side (no IDs, one burst at a time per direction, in order):
 
@@ -29,7 +33,8 @@ address, `write` selects a write of the bytes of `wdata` whose `wstrb` bit is
 set, or a read. A request is taken in a cycle with `valid` and `ready` both
 high; a read's data is on `rdata` in the next cycle (only then). Writes are
 always ready; a read is ready unless an AXI read beat is waiting on a stalled
-R channel.
+R channel or a host write is still being done (so a read returns what the
+host wrote just before).
 """
 
 from amaranth import Const, Module, Mux, Signal
@@ -126,6 +131,7 @@ class AXI4SRAM(wiring.Component):
         out_free = Signal()                  # the output register may change
         port_free = Signal()                 # the read port's output may change
         host_read = Signal()
+        host_write = Signal()                # a host write taken last cycle, done now
         issue = Signal()
         out_data = Signal(self.data_width, reset_less=True)
         word, inside = self._word(r_addr)
@@ -133,7 +139,7 @@ class AXI4SRAM(wiring.Component):
             ar.rdata.eq(out_data),
             out_free.eq(~ar.rvalid | ar.rready),
             port_free.eq(~r_valid | out_free),
-            host_read.eq(host.valid & ~host.write & port_free),
+            host_read.eq(host.valid & ~host.write & port_free & ~host_write),
             issue.eq(r_active & port_free & ~host_read),
             ar.arready.eq(~r_active),
             rd.en.eq(host_read | issue),
@@ -162,19 +168,24 @@ class AXI4SRAM(wiring.Component):
         w_burst = Signal(2)
         w_error = Signal()
         b_valid = Signal()
-        host_write = Signal()
+        host_w_addr = Signal.like(host.addr, reset_less=True)
+        host_w_data = Signal.like(host.wdata, reset_less=True)
+        host_w_strb = Signal.like(host.wstrb, reset_less=True)
         w_word, w_inside = self._word(w_addr)
+        m.d.sync += host_write.eq(host.valid & host.write)
+        with m.If(host.valid & host.write):
+            m.d.sync += [host_w_addr.eq(host.addr), host_w_data.eq(host.wdata),
+                         host_w_strb.eq(host.wstrb)]
         m.d.comb += [
-            host_write.eq(host.valid & host.write),
             aw.awready.eq(~w_active & ~b_valid),
             aw.wready.eq(w_active & ~host_write),
             aw.bvalid.eq(b_valid),
             aw.bresp.eq(Mux(w_error, RESP_SLVERR, RESP_OKAY)),
-            host.ready.eq(Mux(host.write, 1, port_free)),
+            host.ready.eq(Mux(host.write, 1, port_free & ~host_write)),
         ]
         beat = aw.wvalid & aw.wready
         with m.If(host_write):
-            m.d.comb += [wr.addr.eq(host.addr), wr.data.eq(host.wdata), wr.en.eq(host.wstrb)]
+            m.d.comb += [wr.addr.eq(host_w_addr), wr.data.eq(host_w_data), wr.en.eq(host_w_strb)]
         with m.Else():
             m.d.comb += [wr.addr.eq(w_word), wr.data.eq(aw.wdata),
                          wr.en.eq(Mux(beat & w_inside, aw.wstrb, 0))]

@@ -123,6 +123,7 @@ def test_host_port_has_priority():
         assert ctx.get(host.ready)
         await ctx.tick()
         ctx.set(host.write, 0)
+        assert not ctx.get(host.ready)              # the write is being done
         await ctx.tick().until(host.ready)
         assert ctx.get(host.rdata) == 0x0000000000667700
         ctx.set(host.valid, 0)
