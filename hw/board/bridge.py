@@ -158,9 +158,16 @@ class UARTBridge(wiring.Component):
         # register that steps with `count`: the sum's carry chain in front of
         # the memory's address and lane select was a critical path.
         mem_addr = Signal(range(self.mem_bytes))
+        # The memory request from registers, set a state ahead of the state
+        # that waits for `mem.ready`: the memory's port multiplexers over its
+        # block RAMs do not hang off the FSM's state decode.
+        mem_valid = Signal()
+        mem_write = Signal()
         lane = mem_addr[:lane_bits] if lane_bits else Const(0, 1)
         m.d.comb += [
             mem.addr.eq(mem_addr[lane_bits:]),
+            mem.valid.eq(mem_valid),
+            mem.write.eq(mem_write),
             mem.wdata.eq(buf_rd.data.replicate(self.bus_bytes)),
             mem.wstrb.eq(Const(1, self.bus_bytes) << lane),
             buf_wr.addr.eq(count),
@@ -321,12 +328,14 @@ class UARTBridge(wiring.Component):
 
             with m.State("MEM_FETCH"):          # the payload byte at `count` comes out
                 m.d.comb += self.active.eq(1)
+                m.d.sync += [mem_valid.eq(1), mem_write.eq(1)]
                 m.next = "MEM_STORE"
 
             with m.State("MEM_STORE"):
-                m.d.comb += [self.active.eq(1), mem.valid.eq(1), mem.write.eq(1)]
+                m.d.comb += self.active.eq(1)
                 with m.If(mem.ready):
-                    m.d.sync += [count.eq(count + 1), mem_addr.eq(mem_addr + 1)]
+                    m.d.sync += [count.eq(count + 1), mem_addr.eq(mem_addr + 1),
+                                 mem_valid.eq(0)]
                     with m.If(count == length - 1):
                         m.d.sync += count.eq(0)
                         m.next = "RESPOND"
@@ -366,11 +375,15 @@ class UARTBridge(wiring.Component):
             with m.State("R_FETCH"):
                 m.d.comb += self.active.eq(1)
                 with m.If(cmd == Command.READ_MEM):
-                    m.d.comb += mem.valid.eq(1)
-                    with m.If(mem.ready):
-                        m.next = "R_WORD"
+                    m.d.sync += [mem_valid.eq(1), mem_write.eq(0)]
+                    m.next = "R_REQUEST"
                 with m.Else():
                     m.next = "R_LATCH"
+            with m.State("R_REQUEST"):
+                m.d.comb += self.active.eq(1)
+                with m.If(mem.ready):
+                    m.d.sync += mem_valid.eq(0)
+                    m.next = "R_WORD"
             with m.State("R_WORD"):
                 # The memory's word is registered before its byte is selected:
                 # block RAM output and the multiplexer over its blocks take most
