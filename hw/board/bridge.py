@@ -139,7 +139,8 @@ class UARTBridge(wiring.Component):
         wait_over = Signal()
         status = Signal(8)
         data_byte = Signal(8)
-        mem_word = Signal.like(mem.rdata)    # READ_MEM: the word read, registered
+        mem_word = Signal.like(mem.rdata, reset_less=True)  # READ_MEM: the word read
+        m.d.sync += mem_word.eq(mem.rdata)
         aw_done = Signal()
         w_done = Signal()
         ar_done = Signal()
@@ -387,9 +388,9 @@ class UARTBridge(wiring.Component):
             with m.State("R_WORD"):
                 # The memory's word is registered before its byte is selected:
                 # block RAM output and the multiplexer over its blocks take most
-                # of a cycle.
+                # of a cycle. (The register loads in every cycle, so no state
+                # decode reaches its 64 enables: R_LATCH reads it right after.)
                 m.d.comb += self.active.eq(1)
-                m.d.sync += mem_word.eq(mem.rdata)
                 m.next = "R_LATCH"
             with m.State("R_LATCH"):
                 m.d.comb += self.active.eq(1)
