@@ -180,16 +180,23 @@ class UARTBridge(wiring.Component):
             axil.wstrb.eq(0b1111),
         ]
 
+        # Lengths and bounds the FSM compares against are registered a state
+        # before they are used (DECODE, RESPOND), so its next-state logic
+        # does not start with a 16- or 33-bit carry chain.
+        last_index = Signal(16)              # length - 1: the payload's last byte
+        mem_end = Signal(33)                 # addr + length
         info = Array(Const(b, 8) for b in self.info())
         with_payload = (status == Status.OK) | (status == Status.TIMEOUT)
-        resp_len = Signal(16)
+        response_length = Signal(16)
         with m.Switch(cmd):
             with m.Case(Command.INFO):
-                m.d.comb += resp_len.eq(Mux(with_payload, len(info), 0))
+                m.d.comb += response_length.eq(Mux(with_payload, len(info), 0))
             with m.Case(Command.READ_REG, Command.WAIT):
-                m.d.comb += resp_len.eq(Mux(with_payload, 4, 0))
+                m.d.comb += response_length.eq(Mux(with_payload, 4, 0))
             with m.Case(Command.READ_MEM):
-                m.d.comb += resp_len.eq(Mux(with_payload, length, 0))
+                m.d.comb += response_length.eq(Mux(with_payload, length, 0))
+        resp_len = Signal(16)                # response_length, registered in RESPOND
+        resp_last = Signal(16)               # resp_len - 1
 
         def receive_errors():
             """A framing error or an idle line ends a frame being received."""
@@ -225,7 +232,7 @@ class UARTBridge(wiring.Component):
 
             with m.State("DECODE"):
                 m.d.comb += self.active.eq(1)
-                m.d.sync += count.eq(0)
+                m.d.sync += [count.eq(0), last_index.eq(length - 1), mem_end.eq(addr + length)]
                 with m.If(is_write & (length > self.max_payload)):
                     m.d.sync += status.eq(Status.LENGTH)
                     m.next = "DRAIN"
@@ -240,7 +247,7 @@ class UARTBridge(wiring.Component):
                 with m.If(got & ~rx.error):
                     m.d.sync += [word.eq(Cat(word[8:], byte)), crc.eq(crc16_step(crc, byte)),
                                  count.eq(count + 1)]
-                    with m.If(count == length - 1):
+                    with m.If(count == last_index):
                         m.d.sync += count.eq(0)
                         m.next = "CRC"
 
@@ -267,7 +274,7 @@ class UARTBridge(wiring.Component):
                 m.d.sync += [status.eq(Status.OK), aw_done.eq(0), w_done.eq(0), ar_done.eq(0),
                              mem_addr.eq(addr)]
                 bad_reg = (addr >= REGISTER_WINDOW) | (addr[:2] != 0)
-                bad_mem = (addr + length)[:33] > self.mem_bytes
+                bad_mem = mem_end > self.mem_bytes
                 bad_mem_len = (length == 0) | (length > self.max_payload)
 
                 def fail(code):
@@ -337,7 +344,7 @@ class UARTBridge(wiring.Component):
                 with m.If(mem.ready):
                     m.d.sync += [count.eq(count + 1), mem_addr.eq(mem_addr + 1),
                                  mem_valid.eq(0)]
-                    with m.If(count == length - 1):
+                    with m.If(count == last_index):
                         m.d.sync += count.eq(0)
                         m.next = "RESPOND"
                     with m.Else():
@@ -355,7 +362,8 @@ class UARTBridge(wiring.Component):
 
             with m.State("RESPOND"):
                 m.d.comb += self.active.eq(1)
-                m.d.sync += count.eq(0)
+                m.d.sync += [count.eq(0), resp_len.eq(response_length),
+                             resp_last.eq(response_length - 1)]
                 send(SYNC_RESPONSE, "R_STATUS", update_crc=False)
                 with m.If(tx.data.ready):
                     m.d.sync += crc.eq(0xFFFF)
@@ -407,7 +415,7 @@ class UARTBridge(wiring.Component):
                 send(data_byte, "R_FETCH")
                 with m.If(tx.data.ready):
                     m.d.sync += [count.eq(count + 1), mem_addr.eq(mem_addr + 1)]
-                    with m.If(count == resp_len - 1):
+                    with m.If(count == resp_last):
                         m.next = "R_CRC0"
             with m.State("R_CRC0"):
                 m.d.comb += self.active.eq(1)
