@@ -47,11 +47,23 @@ def ecp5_multiplier(m, a, b, name):
     registers = {f"p_REG_{reg}_{what}": value
                  for reg in ("INPUTA", "INPUTB", "OUTPUT")
                  for what, value in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
-    signed = int(a_shape.signed)
+    # nextpnr routes a MULT18X18D's constant CE, RST, SIGNED and SOURCE inputs
+    # from one chip-wide constant net each (its A, B and C inputs it ties
+    # off in the DSP); LUTs beside the DSP drive them instead.
+    one, zero = _local_constant(m, f"{name}_one", 1), _local_constant(m, f"{name}_zero", 0)
+    signed = one if a_shape.signed else zero
     m.submodules[name] = Instance(
         "MULT18X18D",
         p_GSR="DISABLED", p_RESETMODE="SYNC", **registers,
-        i_SIGNEDA=signed, i_SIGNEDB=signed, i_SOURCEA=0, i_SOURCEB=0,
-        i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=0,
+        i_SIGNEDA=signed, i_SIGNEDB=signed, i_SOURCEA=zero, i_SOURCEB=zero,
+        i_CLK0=ClockSignal("sync"), i_CE0=one, i_RST0=zero,
         **ports)
     return product
+
+
+def _local_constant(m, name, value):
+    """A LUT4 without inputs that outputs `value`: a constant driver of its own."""
+    out = Signal(name=name)
+    m.submodules[name] = Instance("LUT4", p_INIT=Const(0xFFFF if value else 0, 16),
+                                  i_A=0, i_B=0, i_C=0, i_D=0, o_Z=out)
+    return out

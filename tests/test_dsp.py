@@ -22,3 +22,29 @@ def test_refuses_operands_wider_than_the_dsp(operand, widths):
     width = dict(zip("ab", widths))[operand]
     with pytest.raises(ValueError, match=f"^{operand} must be 1..18 bits wide, not {width}$"):
         ecp5_multiplier(Module(), a, b, "dsp")
+
+
+@pytest.mark.parametrize("shape, signed_by", [(signed(8), "one"), (unsigned(16), "zero")])
+def test_constant_inputs_come_from_the_dsps_own_luts(shape, signed_by):
+    """CE0, RST0, SIGNEDA/B and SOURCEA/B, which nextpnr would route from one
+    chip-wide constant net, are driven by two LUT4s of the multiplier's own."""
+    from amaranth.back import rtlil
+    from amaranth.hdl import Elaboratable
+
+    class One(Elaboratable):
+        def __init__(self):
+            self.a, self.b, self.p = Signal(shape), Signal(shape), Signal(2 * shape.width)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += self.p.eq(ecp5_multiplier(m, self.a, self.b, "dsp"))
+            return m
+
+    top = One()
+    text = rtlil.convert(top, name="top", ports=[top.a, top.b, top.p])
+    assert text.count("cell \\LUT4") == 2
+    assert "parameter \\INIT 16'1111111111111111" in text
+    assert "parameter \\INIT 16'0000000000000000" in text
+    for port, driver in [("CE0", "one"), ("RST0", "zero"), ("SOURCEA", "zero"),
+                         ("SOURCEB", "zero"), ("SIGNEDA", signed_by), ("SIGNEDB", signed_by)]:
+        assert f"connect \\{port} \\dsp_{driver} [0]" in text

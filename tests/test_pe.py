@@ -160,6 +160,7 @@ def test_pe_on_ecp5_is_one_registered_dsp():
     for register in ("INPUTA", "INPUTB", "OUTPUT"):
         assert f'parameter \\REG_{register}_CLK "CLK0"' in text
     assert 'parameter \\REG_PIPELINE_CLK' not in text
-    assert "connect \\RST0 1'0" in text
+    assert "connect \\RST0 \\dsp_zero [0]" in text and "connect \\CE0 \\dsp_one [0]" in text
+    assert "connect \\SIGNEDA \\dsp_one [0]" in text
     assert "$mul" not in text
     assert "MULT18X18D" not in rtlil.convert(PE(), name="pe")
